@@ -19,23 +19,30 @@ from gem_envs.errors import ResetNeeded
 StepResult = tuple[str, float, bool, bool, dict[str, Any]]
 
 
+def _action_seed(seed: int | None) -> str | None:
+    """Seed of the action stream: derived, not equal, so a sampled action never mirrors the episode's draws."""
+    return None if seed is None else f"action_rng:{seed}"
+
+
 class Env(abc.ABC):
     """Base class. Subclasses implement `_reset()` and `_step(action)`; the base guards the episode."""
 
     env_id: str = "<unregistered>"
     entry_point: str = ""
+    # True where a step's outcome depends on the RNG (slippery ice): a plan must be redone after each step.
+    stochastic_transitions: bool = False
 
     def __init__(self, seed: int | None = None) -> None:
         self.rng = random.Random(seed)
         # Separate stream for sample_random_action so sampling actions never shifts later episodes.
-        self.action_rng = random.Random(seed)
+        self.action_rng = random.Random(_action_seed(seed))
         self._episode_running = False
 
     def reset(self, seed: int | None = None) -> tuple[str, dict[str, Any]]:
         """Start an episode. With a seed the episode is a pure function of it; without, the next from this env's stream."""
         if seed is not None:
             self.rng.seed(seed)
-            self.action_rng.seed(seed)
+            self.action_rng.seed(_action_seed(seed))
         observation, info = self._reset()
         self._episode_running = True
         return observation, info

@@ -41,4 +41,5 @@ def match_action(text: str, pattern: re.Pattern[str]) -> str | None:
     if m is None:
         return None
     groups = m.groups()
-    return (groups[-1] if groups else m.group(0)).strip()
+    content = groups[-1] if groups else m.group(0)
+    return None if content is None else content.strip()  # None: the last group took no part in the match

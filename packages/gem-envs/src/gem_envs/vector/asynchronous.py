@@ -89,10 +89,17 @@ class AsyncVectorEnv(VectorEnv):
             raise
 
     def _receive(self, worker: int) -> Any:
+        return self._raise_if_failed(worker, self._recv_reply(worker))
+
+    def _recv_reply(self, worker: int) -> tuple[str, Any]:
         try:
-            status, payload = self._conns[worker].recv()
+            return self._conns[worker].recv()
         except EOFError:
-            raise WorkerError(f"vector env worker {worker} exited unexpectedly") from None
+            return "error", (None, "the worker process exited unexpectedly")
+
+    @staticmethod
+    def _raise_if_failed(worker: int, reply: tuple[str, Any]) -> Any:
+        status, payload = reply
         if status == "error":
             exc, trace = payload
             raise WorkerError(f"vector env worker {worker} failed: {exc!r}\n{trace}") from exc
@@ -106,7 +113,9 @@ class AsyncVectorEnv(VectorEnv):
             per_worker.setdefault(worker, []).append((local, value))
         for worker, payload in per_worker.items():
             self._conns[worker].send((command, payload))
-        replies = {worker: iter(self._receive(worker)) for worker in per_worker}
+        # Drain every reply before raising, so no stale error is left in a pipe for the next call.
+        raw = {worker: self._recv_reply(worker) for worker in per_worker}
+        replies = {worker: iter(self._raise_if_failed(worker, reply)) for worker, reply in raw.items()}
         return [next(replies[self._owner[index][0]]) for index, _ in items]
 
     def _reset_all(self, seeds: list[int | None]) -> list[tuple[str, dict[str, Any]]]:

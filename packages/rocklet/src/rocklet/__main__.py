@@ -1,0 +1,3 @@
+from rocklet.cli import main
+
+main()

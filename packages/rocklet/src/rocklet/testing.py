@@ -1,0 +1,130 @@
+"""Start a real rocklet process for tests (yours and ours): `with running_rocklet(tmp_path) as r: ...`.
+
+The process is stopped by its PID (SIGTERM, then SIGKILL) when the block ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RunningRocklet:
+    pid: int
+    token: str
+    url: str | None = None
+    uds: str | None = None
+    log_path: Path | None = None
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        """A sync httpx client with the API key set (TCP or Unix socket)."""
+        headers = {"X-API-Key": self.token} if self.token else {}
+        if self.uds:
+            return httpx.Client(
+                transport=httpx.HTTPTransport(uds=self.uds),
+                base_url="http://rocklet",
+                headers=headers,
+                **kwargs,
+            )  # type: ignore[arg-type]
+        return httpx.Client(base_url=self.url or "", headers=headers, **kwargs)  # type: ignore[arg-type]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+
+@contextlib.contextmanager
+def running_rocklet(
+    workdir: Path,
+    *,
+    token: str = "",
+    uds: bool = False,
+    extra_args: list[str] | None = None,
+    startup_timeout: float = 30.0,
+    env: dict[str, str] | None = None,
+) -> Iterator[RunningRocklet]:
+    """Run `python -m rocklet` on a free TCP port (or a Unix socket in `workdir`) until the block ends."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    args = [sys.executable, "-m", "rocklet", "--state-dir", str(workdir / "state")]
+    if token:
+        args += ["--auth-token", token]
+    if uds:
+        sock = str(workdir / "rocklet.sock")
+        args += ["--uds", sock]
+        info = RunningRocklet(pid=0, token=token, uds=sock)
+    else:
+        port = free_port()
+        args += ["--host", "127.0.0.1", "--port", str(port)]
+        info = RunningRocklet(pid=0, token=token, url=f"http://127.0.0.1:{port}")
+    args += extra_args or []
+    info.log_path = workdir / "rocklet.log"
+    with info.log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
+    info.pid = proc.pid
+    try:
+        deadline = time.monotonic() + startup_timeout
+        with info.client(timeout=2.0) as client:
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"rocklet exited with {proc.returncode}:\n{info.log()}")
+                try:
+                    if client.get("/is_alive").status_code in (200, 401):
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"rocklet did not answer within {startup_timeout} s:\n{info.log()}")
+                time.sleep(0.05)
+        yield info
+    finally:
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+def run(http: httpx.Client, session: str, command: str, **fields: object) -> httpx.Response:
+    """POST a bash action to `/run_in_session` (raw HTTP, as an upstream client would)."""
+    return http.post(
+        "/run_in_session", json={"action_type": "bash", "command": command, "session": session, **fields}
+    )
+
+
+def error_of(response: httpx.Response) -> dict[str, object]:
+    """The serialised exception of an HTTP 511 reply (asserting both upstream keys carry it)."""
+    assert response.status_code == 511, (response.status_code, response.text)
+    body = response.json()
+    assert body["rockletexception"] == body["swerexception"]
+    return body["rockletexception"]

@@ -1,0 +1,65 @@
+"""`/execute`: one-shot commands."""
+
+from __future__ import annotations
+
+import httpx
+
+from rocklet.testing import error_of
+
+
+def test_execute_list_and_string(http: httpx.Client) -> None:
+    assert http.post("/execute", json={"command": ["echo", "a b"]}).json() == {
+        "stdout": "a b\n",
+        "stderr": "",
+        "exit_code": 0,
+    }
+    assert http.post("/execute", json={"command": "echo 'a b'"}).json()["stdout"] == "a b\n"
+    r = http.post("/execute", json={"command": "echo out; echo err >&2; exit 3", "shell": True}).json()
+    assert r == {"stdout": "out\n", "stderr": "err\n", "exit_code": 3}
+
+
+def test_execute_merge_env_cwd(http: httpx.Client, tmp_path) -> None:
+    r = http.post(
+        "/execute",
+        json={
+            "command": "echo $FOO; pwd; echo e >&2",
+            "shell": True,
+            "env": {"FOO": "bar"},
+            "cwd": str(tmp_path),
+            "merge_output_streams": True,
+        },
+    ).json()
+    assert r["stdout"] == f"bar\n{tmp_path}\ne\n"
+    assert r["stderr"] == ""
+
+
+def test_execute_check_and_timeout(http: httpx.Client) -> None:
+    err = error_of(
+        http.post("/execute", json={"command": "false", "shell": True, "check": True, "error_msg": "boom"})
+    )
+    assert err["class_path"] == "rock.exceptions.NonZeroExitCodeError"
+    assert err["message"].startswith("boom: ")
+    err = error_of(
+        http.post("/execute", json={"command": "echo begun; sleep 100", "shell": True, "timeout": 0.5})
+    )
+    assert err["class_path"] == "rock.exceptions.CommandTimeoutError"
+    assert err["extra_info"]["stdout"] == "begun\n"
+
+
+def test_execute_missing_program_and_cwd(http: httpx.Client) -> None:
+    assert (
+        error_of(http.post("/execute", json={"command": ["no-such-program-xyz"]}))["class_path"]
+        == "builtins.FileNotFoundError"
+    )
+    err = error_of(http.post("/execute", json={"command": ["true"], "cwd": "/no/such/dir"}))
+    assert err["class_path"] == "builtins.FileNotFoundError"
+
+
+def test_execute_stdin_is_closed(http: httpx.Client) -> None:
+    r = http.post("/execute", json={"command": ["cat"], "timeout": 10}).json()
+    assert r == {"stdout": "", "stderr": "", "exit_code": 0}
+
+
+def test_execute_binary_output(http: httpx.Client) -> None:
+    r = http.post("/execute", json={"command": "printf 'a\\377b'", "shell": True}).json()
+    assert r["stdout"] == "a\\xffb"

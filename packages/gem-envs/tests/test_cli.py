@@ -6,7 +6,9 @@ def test_demo_prints_a_table_where_the_solver_always_wins(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:4] == ["env", "agent", "episodes", "success"]
     rows = {(line.split()[0], line.split()[1]): line.split() for line in lines[2:]}
-    assert set(rows) == {(e, a) for e in ("game:Sokoban-v0-easy", "SimpleSokoban") for a in ("solver", "random")}
+    assert set(rows) == {
+        (e, a) for e in ("game:Sokoban-v0-easy", "SimpleSokoban") for a in ("solver", "random")
+    }
     for env_id in ("game:Sokoban-v0-easy", "SimpleSokoban"):
         assert rows[(env_id, "solver")][3] == "100.0%"
         assert rows[(env_id, "solver")][2] == "20"

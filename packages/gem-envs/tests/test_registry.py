@@ -68,7 +68,13 @@ def test_every_builtin_id_builds_resets_and_steps_any_string(env_id):
     env = gem_envs.make(env_id)
     observation, info = env.reset(seed=7)
     assert isinstance(observation, str) and isinstance(info, dict)
-    for action in ["", "garbage \x00 \\boxed{", "<answer></answer>", "\\boxed{}" * 3, env.sample_random_action()]:
+    for action in [
+        "",
+        "garbage \x00 \\boxed{",
+        "<answer></answer>",
+        "\\boxed{}" * 3,
+        env.sample_random_action(),
+    ]:
         if not env.episode_running:
             env.reset(seed=7)
         observation, reward, terminated, truncated, info = env.step(action)

@@ -29,7 +29,7 @@ def test_vector_reset_matches_single_envs_seeded_seed_plus_i(kind):
 def test_partial_step_only_steps_the_given_envs_in_key_order(kind):
     with make_all(kind) as vec:
         vec.reset(seed=0)
-        observations, rewards, terminated, truncated, infos = vec.step({3: "\\boxed{5}", 1: "no answer"})
+        observations, rewards, terminated, _, infos = vec.step({3: "\\boxed{5}", 1: "no answer"})
         assert len(observations) == 2
         # Env 1 got a format error (GEM: -0.1, episode over); env 3 a parsable guess.
         assert rewards[1] == pytest.approx(-0.1) and terminated[1]
@@ -45,7 +45,7 @@ def test_partial_step_only_steps_the_given_envs_in_key_order(kind):
 def test_same_step_autoreset_returns_new_episode_and_keeps_final_observation(kind):
     with make_all(kind, n=2) as vec:
         vec.reset(seed=0)
-        observations, rewards, terminated, _, infos = vec.step(["garbage", "garbage"])
+        observations, _, terminated, _, infos = vec.step(["garbage", "garbage"])
     assert terminated == [True, True]
     assert all("final_observation" in info for info in infos)
     assert all("valid" in info["final_observation"] for info in infos)

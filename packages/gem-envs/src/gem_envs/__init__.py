@@ -1,9 +1,9 @@
 """gem_envs: GEM-protocol text environments for agentic RL.
 
-    import gem_envs
-    env = gem_envs.make("game:Sokoban-v0-easy")
-    observation, info = env.reset(seed=42)
-    observation, reward, terminated, truncated, info = env.step("\\\\boxed{up}")
+import gem_envs
+env = gem_envs.make("game:Sokoban-v0-easy")
+observation, info = env.reset(seed=42)
+observation, reward, terminated, truncated, info = env.step("\\\\boxed{up}")
 """
 
 from gem_envs import envs as _builtin_envs  # noqa: F401  (registers the built-in ids)

@@ -40,7 +40,9 @@ _REGISTRY: dict[str, EnvSpec] = {}
 def register(env_id: str, entry_point: EntryPoint, description: str = "", **kwargs: Any) -> EnvSpec:
     """Register `env_id`; `kwargs` are the preset, which `make(env_id, **overrides)` may override."""
     if env_id in _REGISTRY:
-        raise ValueError(f"env id {env_id!r} is already registered (entry point {_REGISTRY[env_id].entry_point!r})")
+        raise ValueError(
+            f"env id {env_id!r} is already registered (entry point {_REGISTRY[env_id].entry_point!r})"
+        )
     if not isinstance(env_id, str) or not env_id.strip():
         raise ValueError(f"env id must be a non-empty string, got {env_id!r}")
     spec = EnvSpec(env_id, entry_point, dict(kwargs), description)

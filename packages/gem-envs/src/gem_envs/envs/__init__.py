@@ -25,7 +25,13 @@ register("game:Sokoban-v0-random", _SOKOBAN, dim_room=None, num_boxes=None, max_
 register("sokoban", _ROLL_SOKOBAN)
 register("SimpleSokoban", _ROLL_SOKOBAN, dim_room=(6, 6), num_boxes=1, max_steps=10, format_penalty=-0.15)
 register(
-    "LargerSokoban", _ROLL_SOKOBAN, dim_room=(10, 10), num_boxes=2, max_steps=10, search_depth=10, format_penalty=-0.15
+    "LargerSokoban",
+    _ROLL_SOKOBAN,
+    dim_room=(10, 10),
+    num_boxes=2,
+    max_steps=10,
+    search_depth=10,
+    format_penalty=-0.15,
 )
 register(
     "SokobanDifferentGridVocab",
@@ -65,9 +71,30 @@ register("game:FrozenLake-v0-hard", _FROZEN_LAKE, size=8, p=0.8, is_slippery=Tru
 register("game:GuessTheNumber-v0-easy", _GUESS, min_number=1, max_number=10, max_turns=4)
 register("game:GuessTheNumber-v0-hard", _GUESS, min_number=1, max_number=50, max_turns=7)
 register("game:GuessTheNumber-v0-random", _GUESS, min_number=None, max_number=None, max_turns=None)
-register("game:Mastermind-v0-easy", _MASTERMIND, code_length=2, num_numbers=6, max_turns=10, duplicate_numbers=False)
-register("game:Mastermind-v0-hard", _MASTERMIND, code_length=4, num_numbers=8, max_turns=30, duplicate_numbers=False)
-register("game:Mastermind-v0-random", _MASTERMIND, code_length=None, num_numbers=None, max_turns=None, duplicate_numbers=False)
+register(
+    "game:Mastermind-v0-easy",
+    _MASTERMIND,
+    code_length=2,
+    num_numbers=6,
+    max_turns=10,
+    duplicate_numbers=False,
+)
+register(
+    "game:Mastermind-v0-hard",
+    _MASTERMIND,
+    code_length=4,
+    num_numbers=8,
+    max_turns=30,
+    duplicate_numbers=False,
+)
+register(
+    "game:Mastermind-v0-random",
+    _MASTERMIND,
+    code_length=None,
+    num_numbers=None,
+    max_turns=None,
+    duplicate_numbers=False,
+)
 register("game:Minesweeper-v0-easy", _MINESWEEPER, rows=5, cols=5, num_mines=5, max_turns=25)
 register("game:Minesweeper-v0-hard", _MINESWEEPER, rows=8, cols=8, num_mines=12, max_turns=64)
 register("game:Minesweeper-v0-random", _MINESWEEPER, rows=None, cols=None, num_mines=None, max_turns=None)

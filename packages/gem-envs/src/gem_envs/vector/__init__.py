@@ -47,7 +47,9 @@ def make_vec(
             fn = functools.partial(_wrapped, fn, tuple(wrappers))
         env_fns.append(fn)
     if async_mode:
-        return AsyncVectorEnv(env_fns, backend=backend, num_workers=num_workers, autoreset_mode=autoreset_mode)
+        return AsyncVectorEnv(
+            env_fns, backend=backend, num_workers=num_workers, autoreset_mode=autoreset_mode
+        )
     return SyncVectorEnv(env_fns, autoreset_mode=autoreset_mode)
 
 

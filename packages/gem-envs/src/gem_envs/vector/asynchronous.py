@@ -7,6 +7,7 @@ picklable for the process backend (`functools.partial(gem_envs.make, env_id, **k
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import traceback
@@ -120,7 +121,9 @@ class AsyncVectorEnv(VectorEnv):
 
     def _reset_all(self, seeds: list[int | None]) -> list[tuple[str, dict[str, Any]]]:
         if self.backend == "thread":
-            return list(self._pool.map(lambda pair: pair[0].reset(pair[1]), zip(self._slots, seeds, strict=True)))
+            return list(
+                self._pool.map(lambda pair: pair[0].reset(pair[1]), zip(self._slots, seeds, strict=True))
+            )
         return self._scatter("reset", list(enumerate(seeds)))
 
     def _step_some(self, actions: dict[int, str]) -> list[Transition]:
@@ -138,10 +141,8 @@ class AsyncVectorEnv(VectorEnv):
                 slot.env.close()
             return
         for conn in self._conns:
-            try:
+            with contextlib.suppress(BrokenPipeError, OSError):  # the worker may already be gone
                 conn.send(("close", None))
-            except (BrokenPipeError, OSError):
-                pass
         for proc in self._procs:
             proc.join(timeout=5)
             if proc.is_alive():

@@ -101,6 +101,7 @@ class VectorEnv(abc.ABC):
     @abc.abstractmethod
     def _step_some(self, actions: dict[int, str]) -> list[Transition]: ...
 
+    @abc.abstractmethod
     def close(self) -> None:
         """Close every env (and any workers)."""
 

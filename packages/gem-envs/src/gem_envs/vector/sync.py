@@ -9,7 +9,9 @@ from gem_envs.vector.base import AutoresetMode, EnvFactory, EnvSlot, Transition,
 
 
 class SyncVectorEnv(VectorEnv):
-    def __init__(self, env_fns: Sequence[EnvFactory], autoreset_mode: AutoresetMode = AutoresetMode.SAME_STEP):
+    def __init__(
+        self, env_fns: Sequence[EnvFactory], autoreset_mode: AutoresetMode = AutoresetMode.SAME_STEP
+    ):
         self.slots = [EnvSlot(fn(), AutoresetMode(autoreset_mode)) for fn in env_fns]
         self.num_envs = len(self.slots)
 

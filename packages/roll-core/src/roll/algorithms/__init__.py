@@ -1,0 +1,41 @@
+"""Pure tensor functions: reward normalisation, token rewards, KL, advantages, PPO loss, aggregation."""
+
+from roll.algorithms.functionals import (
+    AdaptiveKLController,
+    FixedKLController,
+    agg_loss,
+    compute_advantages,
+    discounted_returns,
+    entropy_from_logits,
+    gae_advantages,
+    group_reward_norm,
+    kl_estimate,
+    log_probs_from_logits,
+    lr_lambda,
+    make_kl_controller,
+    masked_mean,
+    masked_var,
+    masked_whiten,
+    ppo_policy_loss,
+    token_level_rewards,
+)
+
+__all__ = [
+    "AdaptiveKLController",
+    "FixedKLController",
+    "agg_loss",
+    "compute_advantages",
+    "discounted_returns",
+    "entropy_from_logits",
+    "gae_advantages",
+    "group_reward_norm",
+    "kl_estimate",
+    "log_probs_from_logits",
+    "lr_lambda",
+    "make_kl_controller",
+    "masked_mean",
+    "masked_var",
+    "masked_whiten",
+    "ppo_policy_loss",
+    "token_level_rewards",
+]

@@ -1,0 +1,74 @@
+"""A tiny random-init Qwen2 with a byte-level tokenizer, built in code (no hub): for tests and CPU demos.
+
+The tokenizer maps every UTF-8 byte to one token (256) plus three specials (`<|endoftext|>` = pad,
+`<|im_start|>`, `<|im_end|>` = eos) and carries a ChatML chat template, so any text round-trips exactly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+TINY_DEFAULTS = dict(
+    hidden_size=128,
+    intermediate_size=384,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=8192,
+)
+
+
+def build_byte_tokenizer():
+    """PreTrainedTokenizerFast: 256 byte tokens (GPT-2 byte alphabet) + specials, ChatML template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {ch: i for i, ch in enumerate(sorted(alphabet))}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens(SPECIAL_TOKENS)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=None,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>"],
+    )
+    fast.chat_template = CHATML_TEMPLATE
+    return fast
+
+
+def build_tiny_model(path: str | Path, seed: int = 0, **overrides) -> str:
+    """Write the tiny model + tokenizer to `path` (a normal HF folder, usable as `pretrain`); returns it."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    path = Path(path)
+    if (path / "config.json").is_file() and (path / "tokenizer.json").is_file() and not overrides:
+        return str(path)
+    tokenizer = build_byte_tokenizer()
+    params = {**TINY_DEFAULTS, **overrides}
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        rope_theta=10000.0,
+        **params,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(config)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)

@@ -1,0 +1,86 @@
+"""Strategy names → implementations. Unbuilt backends are recognised and fail with what to install."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+
+class StrategyUnavailable(RuntimeError):
+    """A recognised strategy name whose backend this build or machine cannot run."""
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    name: str
+    kind: str  # "infer" | "train"
+    target: str | None  # "module:Class", or None when not implemented in this release
+    extra: str | None = None  # roll-core extra that brings the backend's packages
+    note: str = ""
+
+
+_SPECS: dict[str, StrategySpec] = {}
+
+
+def register_strategy(spec: StrategySpec) -> None:
+    _SPECS[spec.name] = spec
+
+
+for _spec in (
+    StrategySpec("hf_infer", "infer", "roll.strategies.hf:HfInferStrategy"),
+    StrategySpec("hf_train", "train", "roll.strategies.hf:HfTrainStrategy"),
+    StrategySpec("deepspeed_train", "train", None, "deepspeed", "ZeRO 1/2/3 training"),
+    StrategySpec("deepspeed_infer", "infer", None, "deepspeed", "DeepSpeed inference"),
+    StrategySpec("megatron_train", "train", None, "megatron", "Megatron-Core training (needs CUDA)"),
+    StrategySpec("megatron_infer", "infer", None, "megatron", "Megatron-Core inference (needs CUDA)"),
+    StrategySpec("vllm", "infer", None, "vllm", "vLLM generation (needs CUDA)"),
+    StrategySpec("sglang", "infer", None, "sglang", "SGLang generation (needs CUDA)"),
+    StrategySpec("fsdp2_train", "train", None, None, "FSDP2 training"),
+    StrategySpec("fsdp2_infer", "infer", None, None, "FSDP2 inference"),
+):
+    register_strategy(_spec)
+
+
+def known_strategies() -> list[str]:
+    return sorted(_SPECS)
+
+
+def strategy_spec(name: str) -> StrategySpec:
+    if name not in _SPECS:
+        import difflib
+
+        close = difflib.get_close_matches(name, _SPECS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise KeyError(f"unknown strategy_name {name!r}.{hint} Known: {', '.join(known_strategies())}")
+    return _SPECS[name]
+
+
+def unavailable_reason(name: str) -> str | None:
+    """Why `name` cannot run here (a message naming what to install/change), or None when it can."""
+    spec = strategy_spec(name)
+    if spec.target is not None:
+        return None
+    if spec.extra is None:
+        return (
+            f"strategy {name!r} ({spec.note}) is recognised but not implemented in roll-core "
+            f"{_version()}; use hf_train / hf_infer"
+        )
+    return (
+        f"strategy {name!r} ({spec.note}) is recognised but its backend is not part of roll-core {_version()} "
+        f"yet: it will need `pip install roll-core[{spec.extra}]` and the backends release; "
+        "use hf_train / hf_infer on this build"
+    )
+
+
+def load_strategy_class(name: str) -> type:
+    reason = unavailable_reason(name)
+    if reason:
+        raise StrategyUnavailable(reason)
+    module, _, attr = strategy_spec(name).target.partition(":")  # type: ignore[union-attr]
+    return getattr(importlib.import_module(module), attr)
+
+
+def _version() -> str:
+    from roll import __version__
+
+    return __version__

@@ -1,0 +1,198 @@
+"""Layer 1: YAML composition, interpolation, overrides, strict validation, CLI dry run."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from roll.cli import main
+from roll.config import ConfigError, finalize, load_and_validate, load_config, validate
+from roll.distributed.placement import DeviceMappingError, parse_device_mapping
+from roll.platforms import CpuPlatform
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+REF = EXAMPLES / "qwen2.5-0.5B-agentic"
+TINY = EXAMPLES / "tiny-cpu"
+
+
+def test_reference_config_is_shipped_unchanged():
+    shipped = (REF / "agentic_val_sokoban.yaml").read_text()
+    upstream = Path("/work/shared/reference/configs/agentic_val_sokoban.yaml")
+    if upstream.is_file():
+        assert shipped == upstream.read_text()
+
+
+def test_reference_config_composes_and_resolves():
+    cfg, resolved = load_config(REF, "agentic_val_sokoban")
+    # the primary file overrides the catalogue, and the override flows into interpolations
+    assert cfg.max_tokens_per_step == 64
+    assert cfg.custom_envs["SimpleSokoban"].max_tokens_per_step == 64
+    assert cfg.custom_envs["FrozenLake"].env_type == "FrozenLake"
+    assert cfg.actor_train.strategy_args.strategy_config["zero_optimization"]["stage"] == 3
+    assert cfg.val_env_manager.num_groups_partition == [16, 16, 16, 16]
+    assert resolved["deepspeed_zero2"]["zero_optimization"]["stage"] == 2
+
+
+def test_reference_config_fails_only_on_what_this_machine_lacks():
+    cfg, _ = load_config(REF, "agentic_val_sokoban")
+    finalize(cfg)
+    with pytest.raises(ConfigError) as info:
+        validate(cfg, platform=CpuPlatform)
+    paths = {path for path, _ in info.value.problems}
+    assert paths == {
+        "actor_train.strategy_args.strategy_name",
+        "actor_infer.strategy_args.strategy_name",
+        "actor_train.device_mapping",
+        "actor_infer.device_mapping",
+        "actor_train.model_args.attn_implementation",
+        "pretrain",
+    }
+    text = str(info.value)
+    assert "roll-core[deepspeed]" in text and "roll-core[vllm]" in text
+    assert "no accelerator" in text and "world_size" in text
+    assert "flash-attn" in text
+
+
+def test_reference_config_with_cpu_overrides_validates():
+    overrides = [
+        "pretrain=builtin:tiny-qwen2",
+        "actor_train.strategy_args.strategy_name=hf_train",
+        "actor_train.device_mapping=null",
+        "actor_train.world_size=1",
+        "actor_train.model_args.attn_implementation=sdpa",
+        "actor_infer.strategy_args.strategy_name=hf_infer",
+        "actor_infer.device_mapping=null",
+    ]
+    cfg, _, plan = load_and_validate(REF, "agentic_val_sokoban", overrides)
+    assert cfg.actor_train.strategy_args.strategy_name == "hf_train"
+    roles = {p.role: p for p in plan}
+    assert roles["actor_train"].devices is None and roles["actor_train"].world_size == 1
+    assert "reference" not in roles  # init_kl_coef: 0 disables the reference, as in ROLL
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    (tmp_path / name).write_text(textwrap.dedent(text))
+    return tmp_path
+
+
+def test_unknown_keys_all_reported_with_paths_and_suggestions(tmp_path):
+    _write(
+        tmp_path,
+        "bad.yaml",
+        """
+        defaults:
+          - ../../config/traj_envs@_here_
+        rollout_batch_sise: 8
+        actor_train:
+          training_args:
+            learning_rat: 0.1
+        """,
+    )
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "bad.yaml").rename(tmp_path / "a" / "b" / "bad.yaml")
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "traj_envs.yaml").write_text((EXAMPLES / "config" / "traj_envs.yaml").read_text())
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "a" / "b", "bad")
+    problems = dict(info.value.problems)
+    assert "did you mean 'rollout_batch_size'" in problems["rollout_batch_sise"]
+    assert "did you mean 'learning_rate'" in problems["actor_train.training_args.learning_rat"]
+
+
+def test_type_errors_are_reported(tmp_path):
+    _write(tmp_path, "t.yaml", "max_steps: many\nseed: 1.5\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path, "t")
+    paths = [p for p, _ in info.value.problems]
+    assert paths == ["max_steps", "seed"]
+
+
+def test_overrides_apply_before_interpolation():
+    cfg, _ = load_config(
+        REF, "agentic_val_sokoban", ["max_tokens_per_step=17", "seed=7", "+ray_init_kwargs={num_cpus: 2}"]
+    )
+    assert cfg.seed == 7
+    assert cfg.custom_envs["LargerSokoban"].max_tokens_per_step == 17
+    assert cfg.ray_init_kwargs == {"num_cpus": 2}
+
+
+def test_unknown_override_is_an_error():
+    with pytest.raises(ConfigError) as info:
+        load_config(REF, "agentic_val_sokoban", ["max_stepz=3"])
+    assert "did you mean 'max_steps'" in str(info.value)
+
+
+def test_batch_group_and_device_arithmetic_reported_together(tmp_path):
+    overrides = [
+        "rollout_batch_size=10",
+        "train_env_manager.group_size=4",
+        "train_env_manager.num_groups_partition=[3]",
+        "actor_train.device_mapping='list(range(0,16))'",
+        "train_env_manager.tags=[SimpleSokobn]",
+    ]
+    cfg, _ = load_config(REF, "agentic_val_sokoban", overrides)
+    finalize(cfg)
+    with pytest.raises(ConfigError) as info:
+        validate(cfg, platform=CpuPlatform)
+    problems: dict[str, str] = {}
+    for path, msg in info.value.problems:
+        problems[path] = problems.get(path, "") + msg + "\n"
+    assert "not a multiple of train_env_manager.group_size=4" in problems["rollout_batch_size"]
+    assert "data-parallel size 16" in problems["rollout_batch_size"]
+    assert "sums to 3" in problems["train_env_manager.num_groups_partition"]
+    assert "did you mean 'SimpleSokoban'" in problems["train_env_manager.tags[0]"]
+    assert "devices" in problems["actor_train.device_mapping"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("list(range(0,8))", list(range(8))),
+        ("list(range(2, 3))", [2]),
+        ("range(0, 8, 2)", [0, 2, 4, 6]),
+        ("[0, 1] + [4]", [0, 1, 4]),
+        ("0,1,2", [0, 1, 2]),
+        ([3, 4], [3, 4]),
+        (5, [5]),
+        (None, None),
+    ],
+)
+def test_device_mapping_parsed(text, expected):
+    assert parse_device_mapping(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["__import__('os').system('true')", "list(map(int, '12'))", "[0, 0]", "range(-1, 2)", True]
+)
+def test_device_mapping_never_evaluated(text):
+    with pytest.raises(DeviceMappingError):
+        parse_device_mapping(text)
+
+
+def test_cli_dry_run_prints_yaml_and_plan(capsys):
+    rc = main(["--config_path", str(TINY), "--config_name", "agentic_sokoban", "--dry-run", "max_steps=3"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "max_steps: 3" in out
+    assert "placement plan" in out and "actor_train" in out and "hf_train" in out
+
+
+def test_cli_reports_all_errors_and_exits_2(capsys):
+    rc = main(["--config_path", str(REF), "--config_name", "agentic_val_sokoban", "--dry-run"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "roll-core[deepspeed]" in err and "pretrain" in err
+
+
+def test_cli_finds_shipped_config_folders(capsys):
+    rc = main(["--config_path", "tiny-cpu", "--config_name", "agentic_frozen_lake", "--dry-run"])
+    assert rc == 0, capsys.readouterr().err
+
+
+def test_missing_config_names_alternatives(capsys):
+    rc = main(["--config_path", str(TINY), "--config_name", "agentic_sokobn", "--dry-run"])
+    assert rc == 2
+    assert "agentic_sokoban" in capsys.readouterr().err

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
 from roll.agentic.env_manager import ChatFormatter, EnvFailure, EnvSlot, TrajEnvManager
-from roll.agentic.scheduler import RolloutScheduler
+from roll.agentic.scheduler import GroupFilter, RolloutScheduler
 from roll.config import finalize, load_config
 from roll.config.schema import CustomEnv
 from roll.models.tiny import build_byte_tokenizer
@@ -201,3 +202,65 @@ def test_rock_hosted_env_goes_through_rock_make(tok, monkeypatch):
     mgr.close()
     assert calls == [("FrozenLake", {"base_url": "http://admin:8080", "format_penalty": -0.01})]
     assert traj.step_scores
+
+
+def test_group_size_redundancy_covers_failures_without_retry(tok):
+    cfg, _ = load_config(
+        EXAMPLES / "tiny-cpu",
+        "agentic_frozen_lake",
+        [
+            "train_env_manager.num_env_groups=2",
+            "train_env_manager.num_groups_partition=[2]",
+            "train_env_manager.group_size=2",
+            "train_env_manager.group_size_redundancy=1",
+            "rollout_batch_size=4",
+        ],
+    )
+    finalize(cfg)
+    mgr = TrajEnvManager(ChatFormatter(tok), cfg.sequence_length, FakePolicy(tok, "<answer>Up</answer>"), 16)
+    sched = RolloutScheduler(cfg, cfg.train_env_manager, "train", mgr, cfg.seed)
+    assert len(sched.slots) == 6 and [s.group_id for s in sched.slots] == [0, 0, 0, 1, 1, 1]
+    sched.slots[0].env = BrokenEnv()  # one env of group 0 fails: the redundant env completes the group
+    trajs, metrics = sched.get_batch(4)
+    mgr.close()
+    assert len(trajs) == 4 and metrics["scheduler/env_failures"] == 1
+    assert metrics["scheduler/dropped_groups"] == 0
+    by_group: dict[int, list] = {}
+    for t in trajs:
+        by_group.setdefault(t.group_id, []).append(t)
+    assert sorted(t.env_id for t in by_group[0]) == [1, 2]  # group_size of the finished envs
+    assert sorted(t.env_id for t in by_group[1]) == [3, 4]
+    assert all(t.episode_id == 0 for t in trajs)  # no episode was retried
+
+
+class DropFirstEpisodes(GroupFilter):
+    """Test filter: drops every group's episode 0."""
+
+    seen: ClassVar[list] = []
+
+    def filter(self, group_id, episode_id, group):
+        DropFirstEpisodes.seen.append((group_id, episode_id, len(group)))
+        return episode_id == 0
+
+
+def test_group_filter_drops_groups_and_runs_next_episodes(tok):
+    cfg, _ = load_config(
+        EXAMPLES / "tiny-cpu",
+        "agentic_frozen_lake",
+        [
+            "train_env_manager.num_env_groups=2",
+            "train_env_manager.num_groups_partition=[2]",
+            "train_env_manager.group_size=2",
+            "rollout_batch_size=4",
+            f"train_env_manager.group_filter_cls={__name__}.DropFirstEpisodes",
+        ],
+    )
+    finalize(cfg)
+    DropFirstEpisodes.seen = []
+    mgr = TrajEnvManager(ChatFormatter(tok), cfg.sequence_length, FakePolicy(tok, "<answer>Up</answer>"), 16)
+    sched = RolloutScheduler(cfg, cfg.train_env_manager, "train", mgr, cfg.seed)
+    trajs, metrics = sched.get_batch(4)
+    mgr.close()
+    assert metrics["scheduler/group_filter_count"] == 2
+    assert len(trajs) == 4 and {t.episode_id for t in trajs} == {1}
+    assert sorted(DropFirstEpisodes.seen) == [(0, 0, 2), (0, 1, 2), (1, 0, 2), (1, 1, 2)]

@@ -20,6 +20,7 @@ from roll.algorithms import (
     masked_whiten,
     ppo_policy_loss,
     token_level_rewards,
+    value_loss,
 )
 
 
@@ -112,6 +113,35 @@ def test_gae_hand_computed():
     d0 = 0.0 + 0.9 * 0.2 - 0.5
     a0 = d0 + 0.9 * 0.8 * d1
     assert close(adv, [[a0, d1]]) and close(ret, [[a0 + 0.5, d1 + 0.2]])
+
+
+def test_value_loss_hand_computed():
+    values = torch.tensor([[1.0, 2.5]], requires_grad=True)
+    old = torch.tensor([[0.5, 2.0]])
+    ret = torch.tensor([[0.0, 3.0]])
+    mask = torch.ones(1, 2)
+    # unclipped: ½(V − Ret)² = ½·[1, 0.25]
+    plain, diag = value_loss(values, old, ret, None)
+    assert close(plain, [[0.5, 0.125]]) and diag["clipped"].sum() == 0
+    # value_clip 0.2: V_clip = [0.7, 2.2]; (V_clip − Ret)² = [0.49, 0.64]; max with [1, 0.25] → [1, 0.64]
+    loss, diag = value_loss(values, old, ret, 0.2)
+    assert close(loss, [[0.5, 0.32]]) and diag["clipped"].tolist() == [[0.0, 1.0]]
+    total = agg_loss(loss, mask, "seq-mean-token-mean")
+    assert close(total, 0.41)
+    total.backward()
+    # token 0: d/dV ½(V−Ret)²/2 = (1 − 0)/2; token 1: the clipped term is saturated → no gradient
+    assert close(values.grad, [[0.5, 0.0]])
+
+
+def test_gae_advantages_through_compute_advantages():
+    r = torch.tensor([[0.0, 0.0, 1.0, 0.0]])
+    v = torch.tensor([[0.2, 0.4, 0.6, 9.0]])
+    m = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
+    adv, ret, _ = compute_advantages(r, m, "gae", gamma=1.0, lambd=1.0, values=v)
+    # λ = γ = 1: A_t = Σ_{k≥t} r_k − V_t (the padded value is masked out)
+    assert close(adv, [[0.8, 0.6, 0.4, 0.0]]) and close(ret, [[1.0, 1.0, 1.0, 0.0]])
+    with pytest.raises(ValueError, match="critic"):
+        compute_advantages(r, m, "gae")
 
 
 def test_whitening_and_clip():

@@ -196,3 +196,75 @@ def test_missing_config_names_alternatives(capsys):
     rc = main(["--config_path", str(TINY), "--config_name", "agentic_sokobn", "--dry-run"])
     assert rc == 2
     assert "agentic_sokoban" in capsys.readouterr().err
+
+
+def test_gae_creates_the_critic_and_places_it():
+    cfg, _, plan = load_and_validate(TINY, "grpo_letter_echo", ["adv_estimator=gae", "value_clip=0.2"])
+    assert cfg.critic is not None and cfg.critic.strategy_args.strategy_name == "hf_train"
+    assert {p.role for p in plan} >= {"actor_train", "actor_infer", "critic"}
+    cfg, _, plan = load_and_validate(TINY, "ppo_letter_echo", [])
+    assert cfg.critic.name == "critic" and cfg.value_clip == 0.5
+    cfg, _, plan = load_and_validate(TINY, "grpo_letter_echo", [])
+    assert "critic" not in {p.role for p in plan}
+
+
+def test_critic_and_async_settings_checked():
+    overrides = [
+        "adv_estimator=gae",
+        "+critic={strategy_args: {strategy_name: hf_infer}, world_size: 1}",
+        "value_clip=-1",
+        "async_generation_ratio=0.5",
+    ]
+    with pytest.raises(ConfigError) as info:
+        load_and_validate(TINY, "grpo_letter_echo", overrides)
+    problems = dict(info.value.problems)
+    assert "needs a train strategy" in problems["critic.strategy_args.strategy_name"]
+    assert "value_clip" in problems and "whole number" in problems["async_generation_ratio"]
+    with pytest.raises(ConfigError) as info:
+        load_and_validate(
+            TINY,
+            "grpo_letter_echo",
+            ["async_generation_ratio=1", "actor_train.model_update_frequency=2"],
+        )
+    assert "actor_train.model_update_frequency" in dict(info.value.problems)
+    load_and_validate(TINY, "grpo_letter_echo", ["async_generation_ratio=2"])
+
+
+@pytest.mark.parametrize(
+    ("override", "path"),
+    [
+        ("adv_estimator=gigpo", "adv_estimator"),
+        ("custom_envs.LetterEcho.env_manager_cls=StepEnvManager", "custom_envs.LetterEcho.env_manager_cls"),
+        ("train_infer_correction={a: 1}", "train_infer_correction"),
+        ("ratio_type=segment", "ratio_type"),
+    ],
+)
+def test_unimplemented_features_still_rejected_by_name(override, path):
+    with pytest.raises(ConfigError) as info:
+        load_and_validate(TINY, "grpo_letter_echo", [override])
+    assert "not implemented" in dict(info.value.problems)[path]
+
+
+def test_group_filter_and_redundancy_settings():
+    _, _, plan = load_and_validate(
+        TINY,
+        "grpo_letter_echo",
+        [
+            "train_env_manager.group_size_redundancy=2",
+            "train_env_manager.group_filter_cls=roll.agentic.scheduler.ZeroVarianceGroupFilter",
+            "val_env_manager.group_filter_cls=roll.distributed.scheduler.rollout_scheduler.GroupFilter",
+        ],
+    )
+    assert {p.role: p.world_size for p in plan}["train_env"] == 1
+    with pytest.raises(ConfigError) as info:
+        load_and_validate(
+            TINY,
+            "grpo_letter_echo",
+            [
+                "train_env_manager.group_filter_cls=no.such.Filter",
+                "train_env_manager.group_size_redundancy=-1",
+            ],
+        )
+    problems = dict(info.value.problems)
+    assert "cannot load 'no.such.Filter'" in problems["train_env_manager.group_filter_cls"]
+    assert ">= 0" in problems["train_env_manager.group_size_redundancy"]

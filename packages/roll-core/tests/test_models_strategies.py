@@ -17,7 +17,7 @@ from roll.models.tiny import build_byte_tokenizer
 from roll.platforms import CpuPlatform, available_platforms, current_platform, get_platform
 from roll.strategies import StrategyUnavailable, known_strategies, load_strategy_class, unavailable_reason
 from roll.strategies.base import LossConfig
-from roll.strategies.hf import HfInferStrategy, HfTrainStrategy
+from roll.strategies.hf import HfCriticStrategy, HfInferStrategy, HfTrainStrategy
 
 
 def test_byte_tokenizer_round_trip_and_chat_template():
@@ -137,6 +137,35 @@ def test_checkpoint_round_trip(tiny_model_dir, tmp_path):
     assert torch.allclose(a.compute_log_probs(batch), b.compute_log_probs(batch))
     assert b.global_step == a.global_step == 1
     assert b.optimizer.state_dict()["state"].keys() == a.optimizer.state_dict()["state"].keys()
+
+
+def test_critic_values_train_and_checkpoint(tiny_model_dir, tmp_path):
+    assert load_strategy_class("hf_train", critic=True) is HfCriticStrategy
+    critic = HfCriticStrategy(_role(tiny_model_dir, lr=1e-3), seed=0)
+    critic.set_total_steps(10)
+    B, L = 4, 10
+    ids = torch.randint(0, 250, (B, L), generator=torch.Generator().manual_seed(0))
+    attn = torch.ones(B, L, dtype=torch.long)
+    attn[3, 7:] = 0
+    batch = {"input_ids": ids, "attention_mask": attn}
+    values = critic.compute_values(batch)
+    assert values.shape == (B, L - 1) and torch.all(values[3, 6:] == 0)  # zero past the sequence end
+    mask = torch.zeros(B, L - 1)
+    mask[:, 4:] = 1
+    mask = mask * attn[:, 1:]
+    returns = torch.tensor([1.0, -1.0, 0.5, 2.0])[:, None] * mask
+    train_batch = {**batch, "response_mask": mask, "values": values * mask, "returns": returns}
+    first = critic.train_step(train_batch, LossConfig(value_clip=10.0))
+    for _ in range(4):
+        last = critic.train_step(train_batch, LossConfig(value_clip=10.0))
+    assert last["critic/error"] < first["critic/error"]
+    assert {"critic/loss", "critic/value", "critic/vpred", "critic/clipfrac", "critic/lr"} <= set(first)
+    assert first["critic/backward_steps"] == 2.0
+    critic.save_checkpoint(str(tmp_path / "ck"))
+    other = HfCriticStrategy(_role(tiny_model_dir), seed=7)
+    other.load_checkpoint(str(tmp_path / "ck"))
+    assert torch.allclose(critic.compute_values(batch), other.compute_values(batch))
+    assert other.global_step == critic.global_step == 5
 
 
 @pytest.mark.skipif(

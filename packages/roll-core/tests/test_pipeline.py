@@ -152,17 +152,27 @@ def test_ray_data_parallel_matches_single_rank(tmp_path, tiny_model_dir, monkeyp
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_pipeline_on_ray_with_two_train_ranks(tmp_path, tiny_model_dir, monkeypatch):
+def test_pipeline_on_ray_with_two_train_and_critic_ranks(tmp_path, tiny_model_dir, monkeypatch):
     pytest.importorskip("ray")
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    # PPO + GAE: the critic is a Ray role too, with its own data-parallel ranks
     p = _pipeline(
         tmp_path,
-        "grpo_letter_echo",
-        ["max_steps=2", "actor_train.world_size=2", "eval_steps=1"],
+        "ppo_letter_echo",
+        [
+            "max_steps=2",
+            "actor_train.world_size=2",
+            "critic.world_size=2",
+            "eval_steps=1",
+            "rollout_batch_size=16",
+            "train_env_manager.num_env_groups=16",
+            "actor_train.training_args.per_device_train_batch_size=8",
+            "critic.training_args.per_device_train_batch_size=8",
+        ],
         tiny_model_dir,
     )
     try:
-        assert p.runtime == "ray" and p.actor_train.world_size == 2
+        assert p.runtime == "ray" and p.actor_train.world_size == 2 and p.critic.world_size == 2
         history = p.run()
     finally:
         p.close()
@@ -170,6 +180,8 @@ def test_pipeline_on_ray_with_two_train_ranks(tmp_path, tiny_model_dir, monkeypa
 
     assert not ray.is_initialized()
     assert len(history) == 2 and "actor/pg_loss" in history[1] and "val/score/mean" in history[1]
+    assert "critic/loss" in history[1] and "critic/values/mean" in history[1]
+    assert (tmp_path / "checkpoints" / "checkpoint-1" / "critic" / "model").is_dir()
 
 
 def test_cli_trains_from_a_shipped_config(tmp_path, tiny_model_dir, capsys):
@@ -192,3 +204,102 @@ def test_cli_trains_from_a_shipped_config(tmp_path, tiny_model_dir, capsys):
     rows = read_jsonl(tmp_path / "logs" / "metrics.jsonl")
     assert [r["step"] for r in rows] == [0, 1]
     assert (tmp_path / "checkpoints" / "checkpoint-1" / "pipeline_state.pt").is_file()
+
+
+def test_ppo_gae_with_critic_logs_critic_metrics_and_resumes(tmp_path, tiny_model_dir):
+    common = [
+        "max_steps=3",
+        "save_steps=1",
+        "eval_steps=100",
+        "rollout_batch_size=8",
+        "train_env_manager.num_env_groups=8",
+        "actor_train.training_args.per_device_train_batch_size=4",
+        "critic.training_args.per_device_train_batch_size=4",
+    ]
+    straight = _run(tmp_path / "a", "ppo_letter_echo", common, tiny_model_dir)
+    assert [r["step"] for r in straight] == [0, 1, 2]
+    for key in (
+        "critic/loss",
+        "critic/value",
+        "critic/vpred",
+        "critic/clipfrac",
+        "critic/error",
+        "critic/lr",
+        "critic/values/mean",
+        "critic/returns/mean",
+        "critic/advantages/mean",
+        "actor/pg_loss",
+    ):
+        assert key in straight[0], key
+    assert (tmp_path / "a" / "checkpoints" / "checkpoint-2" / "critic" / "model").is_dir()
+    _run(tmp_path / "b", "ppo_letter_echo", common, tiny_model_dir, stop_at=2)
+    resumed = _run(
+        tmp_path / "b", "ppo_letter_echo", [*common, "resume_from_checkpoint=true"], tiny_model_dir
+    )
+    assert [r["step"] for r in resumed] == [0, 1, 2]
+    for key in ("rollout/score/mean", "critic/values/mean", "critic/loss", "critic/vpred", "actor/pg_loss"):
+        assert resumed[2][key] == pytest.approx(straight[2][key], rel=1e-4, abs=1e-6), key
+
+
+def _comparable(row: dict) -> dict:
+    return {k: v for k, v in row.items() if not k.startswith("time/") and k != "system/tps"}
+
+
+def test_async_ratio_zero_is_exactly_sync(tmp_path, tiny_model_dir):
+    common = [
+        "max_steps=3",
+        "eval_steps=2",
+        "save_steps=100",
+        "rollout_batch_size=16",
+        "train_env_manager.num_env_groups=4",
+        "val_batch_size=8",
+        "val_env_manager.num_env_groups=8",
+        "actor_train.training_args.per_device_train_batch_size=8",
+    ]
+    sync = _run(tmp_path / "sync", "grpo_letter_echo", common, tiny_model_dir)
+    p = _pipeline(tmp_path / "async0", "grpo_letter_echo", common, tiny_model_dir)
+    try:
+        assert p.rollout is None  # async_generation_ratio: 0 (the default) is the synchronous loop
+        p.rollout = p.async_rollout(0)  # the background producer, bounded to 0 stale versions
+        p.run()
+    finally:
+        p.close()
+    rows = read_jsonl(Path(p.cfg.logging_dir) / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [0, 1, 2] and "val/score/mean" in rows[2]
+    for a, b in zip(sync, rows, strict=True):
+        assert _comparable(a) == _comparable(b)
+    assert all(r["rollout/staleness/max"] == 0 for r in rows)
+
+
+@pytest.mark.parametrize("ratio", [1, 2])
+def test_async_generation_staleness_is_bounded(tmp_path, tiny_model_dir, ratio):
+    overrides = [
+        f"async_generation_ratio={ratio}",
+        "max_steps=4",
+        "eval_steps=3",
+        "save_steps=2",
+        "rollout_batch_size=16",
+        "train_env_manager.num_env_groups=4",
+        "val_batch_size=8",
+        "val_env_manager.num_env_groups=8",
+        "actor_train.training_args.per_device_train_batch_size=8",
+    ]
+    rows = _run(tmp_path, "grpo_letter_echo", overrides, tiny_model_dir)
+    assert [r["step"] for r in rows] == [0, 1, 2, 3]
+    for r in rows:
+        assert 0 <= r["rollout/staleness/min"] <= r["rollout/staleness/max"] <= ratio
+        assert "actor/pg_loss" in r
+    import json
+
+    samples = [json.loads(x) for x in (tmp_path / "logs" / "samples.jsonl").read_text().splitlines()]
+    assert samples and all(0 <= s["step"] - s["policy_version"] <= ratio for s in samples)
+    assert (tmp_path / "checkpoints" / "checkpoint-3" / "pipeline_state.pt").is_file()
+    # resume: batches generated ahead of the checkpoint are regenerated from the saved scheduler state
+    more = _run(
+        tmp_path,
+        "grpo_letter_echo",
+        [*overrides, "max_steps=5", "resume_from_checkpoint=true"],
+        tiny_model_dir,
+    )
+    assert [r["step"] for r in more] == [0, 1, 2, 3, 4]
+    assert more[4]["rollout/staleness/max"] <= ratio

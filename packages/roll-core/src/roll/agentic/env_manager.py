@@ -116,6 +116,7 @@ class Trajectory:
     truncated: bool = False
     stop_reason: str = ""
     texts: list[tuple[str, str]] = field(default_factory=list)  # (prompt text, response text) per turn
+    policy_version: int = 0  # train steps behind the weights that generated it (set by the scheduler)
 
     @property
     def episode_score(self) -> float:

@@ -10,6 +10,7 @@ import math
 import random
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from roll.agentic.async_rollout import AsyncRollout
 from roll.agentic.env_manager import ChatFormatter, Trajectory, TrajEnvManager
 from roll.agentic.scheduler import RolloutScheduler
 from roll.agentic.tracking import Tracker
@@ -109,15 +111,18 @@ class AgenticPipeline:
         self.stdout = stdout
         self._ray_dir: str | None = None
         self.runtime = cfg.runtime
-        roles = [cfg.actor_train, cfg.actor_infer] + (
-            [cfg.reference] if cfg.enable_reference and cfg.reference else []
+        use_critic = cfg.adv_estimator == "gae"
+        if use_critic and cfg.critic is None:
+            raise ValueError(
+                "adv_estimator 'gae' needs a critic role: run roll.config.finalize on the config"
+            )
+        roles = (
+            [cfg.actor_train, cfg.actor_infer]
+            + ([cfg.reference] if cfg.enable_reference and cfg.reference else [])
+            + ([cfg.critic] if use_critic else [])
         )
         if self.runtime == "auto":
             self.runtime = "ray" if any(world_size_of(r) > 1 for r in roles) else "local"
-        if cfg.adv_estimator == "gae":
-            raise NotImplementedError(
-                "adv_estimator 'gae' needs the critic worker, which roll-core 0.1 does not implement"
-            )
         random.seed(cfg.seed)
         np.random.seed(cfg.seed % (2**32))
         torch.manual_seed(cfg.seed)
@@ -139,6 +144,7 @@ class AgenticPipeline:
         self.actor_train = mk("actor_train", cfg.actor_train, "train")
         self.actor_infer = mk("actor_infer", cfg.actor_infer, "infer")
         self.reference = mk("reference", cfg.reference, "infer") if cfg.enable_reference else None
+        self.critic = mk("critic", cfg.critic, "critic") if use_critic else None
         from transformers import AutoTokenizer
 
         from roll.models.registry import resolve_pretrain
@@ -150,6 +156,10 @@ class AgenticPipeline:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.formatter = ChatFormatter(self.tokenizer, cfg.skip_mock_system_prompt)
         self.schedulers: dict[str, RolloutScheduler] = {}
+        # generation and weight sync exclude each other; policy_version = train steps in the infer weights
+        self.gen_lock = threading.Lock()
+        self.policy_version = 0
+        self.rollout: AsyncRollout | None = None
         self.managers: list[TrajEnvManager] = []
         for mode, mgr in (("train", cfg.train_env_manager), ("val", cfg.val_env_manager)):
             gen_args = mgr.generating_args
@@ -162,7 +172,9 @@ class AgenticPipeline:
                 max_workers=min(16, mgr.num_env_groups * mgr.group_size),
             )
             self.managers.append(manager)
-            self.schedulers[mode] = RolloutScheduler(cfg, mgr, mode, manager, cfg.seed)
+            self.schedulers[mode] = RolloutScheduler(
+                cfg, mgr, mode, manager, cfg.seed, self.gen_lock, lambda: self.policy_version
+            )
         # optimizer steps in the run: the LR schedule's length
         dp = self.actor_train.world_size
         ta = cfg.actor_train.training_args
@@ -170,6 +182,13 @@ class AgenticPipeline:
         mini = min(per_rank, ta.per_device_train_batch_size * ta.gradient_accumulation_steps)
         self.mini_batches = math.ceil(per_rank / mini)
         self.actor_train.execute_all("set_total_steps", cfg.max_steps * self.mini_batches * cfg.ppo_epochs)
+        if self.critic is not None:
+            cta = cfg.critic.training_args
+            c_rank = cfg.rollout_batch_size // self.critic.world_size
+            c_mini = min(c_rank, cta.per_device_train_batch_size * cta.gradient_accumulation_steps)
+            self.critic.execute_all(
+                "set_total_steps", cfg.max_steps * math.ceil(c_rank / c_mini) * cfg.ppo_epochs
+            )
         recompute = cfg.enable_old_logprobs_recompute
         if recompute is None:
             recompute = self.mini_batches * cfg.ppo_epochs > 1 or cfg.enable_reference
@@ -186,6 +205,7 @@ class AgenticPipeline:
             entropy_loss_coef=cfg.entropy_loss_coef,
             ppo_epochs=cfg.ppo_epochs,
             use_cached_old_log_probs=self.recompute_old,
+            value_clip=cfg.value_clip,
         )
         self.start_step = 0
         self.checkpoint_root = Path(cfg.checkpoint_config.output_dir or Path(cfg.output_dir) / "checkpoints")
@@ -200,9 +220,23 @@ class AgenticPipeline:
         )
         if resume_path is not None:
             self._load_checkpoint(resume_path)
+        if cfg.async_generation_ratio > 0:
+            self.rollout = self.async_rollout(int(cfg.async_generation_ratio))
         self._tps_window: list[tuple[float, float]] = []
 
     # ------------------------------------------------------------------------------------------- setup
+    def async_rollout(self, ratio: int) -> AsyncRollout:
+        """A background producer of training batches at most `ratio` policy versions stale."""
+        return AsyncRollout(
+            self.schedulers["train"],
+            self.cfg.rollout_batch_size,
+            ratio,
+            self.start_step,
+            self.cfg.max_steps,
+            lambda: self.policy_version,
+            self.cfg.rollout_timeout_s,
+        )
+
     def _init_ray(self, n_workers: int) -> None:
         import os
 
@@ -285,9 +319,13 @@ class AgenticPipeline:
         if step % cfg.eval_steps == 0:
             metrics.update(self.validate())
         t0 = time.perf_counter()
-        trajs, sched_metrics = self.schedulers["train"].get_batch(cfg.rollout_batch_size)
+        if self.rollout is not None:
+            trajs, sched_metrics = self.rollout.get(step)
+        else:
+            trajs, sched_metrics = self.schedulers["train"].get_batch(cfg.rollout_batch_size)
         metrics["time/step_rollout"] = time.perf_counter() - t0
         metrics.update(sched_metrics)
+        _stats("rollout/staleness", [step - t.policy_version for t in trajs], metrics)
         metrics.update(trajectory_metrics(trajs))
         batch = collate(trajs, self.tokenizer.pad_token_id)
         mask = batch["response_mask"]
@@ -301,6 +339,10 @@ class AgenticPipeline:
         if self.recompute_old:
             batch["old_log_probs"] = self.actor_train.execute_dp("compute_log_probs", model_inputs) * mask
             metrics["critic/old_log_prob/mean"] = float(masked_mean(batch["old_log_probs"], mask))
+        values = None
+        if self.critic is not None:
+            values = self.critic.execute_dp("compute_values", model_inputs) * mask
+            batch["values"] = values
         metrics["time/step_old_log_probs_values"] = time.perf_counter() - t0
 
         # ---- rewards and advantages on the driver
@@ -331,18 +373,21 @@ class AgenticPipeline:
             cfg.adv_estimator,
             cfg.gamma,
             cfg.lambd,
-            None,
+            values,
             cfg.whiten_rewards,
             cfg.whiten_advantages,
             cfg.advantage_clip,
         )
         metrics.update(adv_metrics)
         batch["advantages"] = adv
+        batch["returns"] = returns
         _stats("critic/score", scores, metrics)
         _stats("critic/rewards", (token_rewards * mask).sum(1), metrics)
         valid = mask > 0
         _stats("critic/advantages", adv[valid], metrics)
         _stats("critic/returns", returns[valid], metrics)
+        if values is not None:
+            _stats("critic/values", values[valid], metrics)
         _stats("tokens/response_length", mask.sum(1), metrics)
         _stats("tokens/prompt_length", [t.prompt_length for t in trajs], metrics)
         _stats("tokens/non_prompt_length", [len(t.input_ids) - t.prompt_length for t in trajs], metrics)
@@ -363,6 +408,13 @@ class AgenticPipeline:
                 "ref_log_probs",
             )
         }
+        if self.critic is not None:
+            critic_batch = {
+                k: batch[k] for k in ("input_ids", "attention_mask", "response_mask", "values", "returns")
+            }
+            results = self.critic.execute_dp("train_step", critic_batch, self.loss_cfg, concat=False)
+            for k in results[0]:
+                metrics[k] = sum(r[k] for r in results) / len(results)
         if step >= cfg.critic_warmup:
             results = self.actor_train.execute_dp("train_step", train_batch, self.loss_cfg, concat=False)
             for k in results[0]:
@@ -371,7 +423,7 @@ class AgenticPipeline:
         metrics["time/step_train"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         if (step + 1) % max(1, cfg.actor_train.model_update_frequency) == 0:
-            self.sync_weights()
+            self.sync_weights(step + 1)
         metrics["time/step_model_update"] = time.perf_counter() - t0
         total = time.perf_counter() - t_start
         metrics["time/step_total"] = total
@@ -398,9 +450,14 @@ class AgenticPipeline:
             return getattr(t, grouping)
         raise ValueError(f"reward_normalization.grouping {grouping!r} is not one of {sorted(GROUPING_KEYS)}")
 
-    def sync_weights(self) -> None:
+    def sync_weights(self, version: int) -> None:
+        """actor_train → actor_infer; `version` = train steps in these weights. Waits for in-flight generation."""
         state = self.actor_train.execute_rank0("state_dict")
-        self.actor_infer.execute_all("load_state_dict", state)
+        with self.gen_lock:
+            self.actor_infer.execute_all("load_state_dict", state)
+            self.policy_version = version
+        if self.rollout is not None:
+            self.rollout.notify()
 
     def _log_samples(self, trajs: list[Trajectory], step: int) -> None:
         import json
@@ -410,7 +467,13 @@ class AgenticPipeline:
             for t in trajs:
                 f.write(
                     json.dumps(
-                        {"step": step, "traj_id": t.traj_id, "score": t.episode_score, "turns": t.texts}
+                        {
+                            "step": step,
+                            "traj_id": t.traj_id,
+                            "policy_version": t.policy_version,
+                            "score": t.episode_score,
+                            "turns": t.texts,
+                        }
                     )
                     + "\n"
                 )
@@ -422,15 +485,21 @@ class AgenticPipeline:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         self.actor_train.execute_all("save_checkpoint", str(tmp / "actor_train"))
-        infer_rng = (
-            [w.call("get_rng_state") for w in self.actor_infer.workers]
-            if self.actor_infer.runtime == "local"
-            else self.actor_infer.execute_all("get_rng_state")
-        )
+        if self.critic is not None:
+            self.critic.execute_all("save_checkpoint", str(tmp / "critic"))
+        with self.gen_lock:
+            infer_rng = (
+                [w.call("get_rng_state") for w in self.actor_infer.workers]
+                if self.actor_infer.runtime == "local"
+                else self.actor_infer.execute_all("get_rng_state")
+            )
+        schedulers = {k: s.state_dict() for k, s in self.schedulers.items()}
+        if self.rollout is not None:  # batches generated ahead are regenerated after a resume
+            schedulers["train"] = self.rollout.scheduler_state(step + 1)
         torch.save(
             {
                 "step": step,
-                "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+                "schedulers": schedulers,
                 "kl_coef": self.kl_ctrl.value,
                 "infer_rng": infer_rng,
                 "rng": {
@@ -472,11 +541,15 @@ class AgenticPipeline:
 
     def _load_checkpoint(self, path: Path) -> None:
         self.actor_train.execute_all("load_checkpoint", str(path / "actor_train"))
+        if self.critic is not None:
+            if not (path / "critic").is_dir():
+                raise FileNotFoundError(f"{path} has no critic state; it was not saved by a gae run")
+            self.critic.execute_all("load_checkpoint", str(path / "critic"))
         state = torch.load(path / "pipeline_state.pt", weights_only=False)
         for k, s in state["schedulers"].items():
             self.schedulers[k].load_state_dict(s)
         self.kl_ctrl.value = state["kl_coef"]
-        self.sync_weights()
+        self.sync_weights(state["step"] + 1)
         for w, rng in zip(self.actor_infer.workers, state["infer_rng"], strict=False):
             if self.actor_infer.runtime == "local":
                 w.call("set_rng_state", rng)
@@ -489,10 +562,12 @@ class AgenticPipeline:
         self.tracker.truncate_after(state["step"])
 
     def close(self) -> None:
+        if self.rollout is not None:
+            self.rollout.close(self.cfg.rollout_timeout_s)
         for m in self.managers:
             m.close()
         self.tracker.close()
-        for c in (self.actor_train, self.actor_infer, self.reference):
+        for c in (self.actor_train, self.actor_infer, self.reference, self.critic):
             if c is not None:
                 c.shutdown()
         if self.runtime == "ray":

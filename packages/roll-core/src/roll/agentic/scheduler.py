@@ -8,8 +8,10 @@ start from the same state. Ids: `traj_group_id = f"{tag}_{group_id}_{episode_id}
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 from roll.agentic.env_manager import EnvFailure, EnvSlot, Trajectory, TrajEnvManager
@@ -20,20 +22,75 @@ class RolloutTimeout(TimeoutError):
     """A batch did not complete within rollout_timeout_s."""
 
 
+class GroupFilter:
+    """ROLL's group filter hook (`<env_manager>.group_filter_cls`): `filter` returns True to drop a finished
+    group; the scheduler then runs the group's next episode instead (`scheduler/group_filter_count`)."""
+
+    def __init__(self, config: AgenticConfig, env_manager_config: EnvManagerConfig, mode: str) -> None:
+        self.config, self.env_manager_config, self.mode = config, env_manager_config, mode
+
+    def filter(self, group_id: int, episode_id: int, group: list[Trajectory]) -> bool:
+        return False
+
+
+class ZeroVarianceGroupFilter(GroupFilter):
+    """Drops groups whose episode scores are all equal (they give zero GRPO advantage): dynamic sampling."""
+
+    def filter(self, group_id: int, episode_id: int, group: list[Trajectory]) -> bool:
+        return len({t.episode_score for t in group}) <= 1
+
+
+# ROLL's class path of the default (no-op) filter resolves to ours
+GROUP_FILTER_ALIASES = {
+    "roll.distributed.scheduler.rollout_scheduler.GroupFilter": "roll.agentic.scheduler.GroupFilter"
+}
+
+
+def load_group_filter_class(path: str) -> type:
+    """`module.Class` or `module:Class` → the class (ImportError/AttributeError name what is missing)."""
+    import importlib
+
+    path = GROUP_FILTER_ALIASES.get(path, path)
+    module, sep, attr = path.partition(":")
+    if not sep:
+        module, _, attr = path.rpartition(".")
+    if not module or not attr:
+        raise ImportError(f"{path!r} is not a 'module.Class' path")
+    cls = getattr(importlib.import_module(module), attr)
+    if not callable(getattr(cls, "filter", None)):
+        raise TypeError(f"{path!r} has no filter(group_id, episode_id, group) method")
+    return cls
+
+
 class RolloutScheduler:
     def __init__(
-        self, cfg: AgenticConfig, mgr: EnvManagerConfig, mode: str, manager: TrajEnvManager, seed: int
+        self,
+        cfg: AgenticConfig,
+        mgr: EnvManagerConfig,
+        mode: str,
+        manager: TrajEnvManager,
+        seed: int,
+        gen_lock: Any = None,
+        version_fn: Callable[[], int] | None = None,
     ) -> None:
         self.cfg, self.mgr, self.mode, self.manager = cfg, mgr, mode, manager
+        # generation holds `gen_lock` (weights are synced under it); `version_fn` = policy version then
+        self.gen_lock = gen_lock if gen_lock is not None else contextlib.nullcontext()
+        self.version_fn = version_fn or (lambda: 0)
         rng = random.Random(f"{mode}:{seed}")
         self.loop_seed = seed if mode == "val" else rng.randint(0, 1_000_000)
         self.slots: list[EnvSlot] = []
         partition = mgr.num_groups_partition or [mgr.num_env_groups]
         env_id = 0
+        # each group runs group_size + group_size_redundancy envs; the first group_size that finish count
+        per_group = mgr.group_size + max(0, mgr.group_size_redundancy)
         for tag, n_groups in zip(mgr.tags, partition, strict=True):
-            for _ in range(n_groups * mgr.group_size):
-                self.slots.append(EnvSlot(env_id, env_id // mgr.group_size, tag, cfg.custom_envs[tag]))
+            for _ in range(n_groups * per_group):
+                self.slots.append(EnvSlot(env_id, env_id // per_group, tag, cfg.custom_envs[tag]))
                 env_id += 1
+        self.group_filter = (
+            load_group_filter_class(mgr.group_filter_cls)(cfg, mgr, mode) if mgr.group_filter_cls else None
+        )
         self.n_groups = mgr.num_env_groups
         self.group_seed = [rng.randint(0, 1_000_000) for _ in range(self.n_groups)]
         self.episode_id = [0] * self.n_groups
@@ -58,10 +115,13 @@ class RolloutScheduler:
     def group_slots(self, group_id: int) -> list[EnvSlot]:
         return [s for s in self.slots if s.group_id == group_id]
 
-    def get_batch(self, batch_size: int, fresh: bool = False) -> tuple[list[Trajectory], dict[str, float]]:
+    def get_batch(
+        self, batch_size: int, fresh: bool = False, stop: Callable[[], bool] | None = None
+    ) -> tuple[list[Trajectory], dict[str, float]]:
         """`batch_size` trajectories of whole groups (batch_size < 0: every group once).
 
-        `fresh` restarts episode numbering (validation sees the same episodes every time)."""
+        `fresh` restarts episode numbering (validation sees the same episodes every time); `stop()` true
+        ends the wait early (the batch is then incomplete: the caller is shutting down)."""
         if fresh:
             self.episode_id = [0] * self.n_groups
             self.next_group = 0
@@ -70,8 +130,14 @@ class RolloutScheduler:
         deadline = time.monotonic() + self.cfg.rollout_timeout_s
         done: list[list[Trajectory]] = []
         retries: dict[int, int] = {}
-        metrics = {"scheduler/dropped_groups": 0.0, "scheduler/env_failures": 0.0}
+        metrics = {
+            "scheduler/dropped_groups": 0.0,
+            "scheduler/env_failures": 0.0,
+            "scheduler/group_filter_count": 0.0,
+        }
         while len(done) < need:
+            if stop is not None and stop():
+                break
             if time.monotonic() > deadline:
                 raise RolloutTimeout(
                     f"{self.mode} rollout: {len(done)}/{need} groups after {self.cfg.rollout_timeout_s}s "
@@ -92,15 +158,21 @@ class RolloutScheduler:
                     slots.append(s)
                     seeds.append(self.loop_seed + gseed + episode)
                     ids.append((tgid, f"{tgid}_{s.env_id}", episode))
-            results = self.manager.run_episodes(slots, seeds, ids)
+            with self.gen_lock:  # the weights do not change during these episodes
+                version = self.version_fn()
+                results = self.manager.run_episodes(slots, seeds, ids)
+            for r in results:
+                if isinstance(r, Trajectory):
+                    r.policy_version = version
             by_group: dict[int, list] = {}
             for s, r in zip(slots, results, strict=True):
                 by_group.setdefault(s.group_id, []).append(r)
             for g in groups:
                 rs = by_group[g]
                 failed = [r for r in rs if isinstance(r, EnvFailure)]
-                if failed:
-                    metrics["scheduler/env_failures"] += len(failed)
+                finished = [r for r in rs if not isinstance(r, EnvFailure)]
+                metrics["scheduler/env_failures"] += len(failed)
+                if len(finished) < gs:  # redundant envs cover up to group_size_redundancy failures
                     retries[g] = retries.get(g, 0) + 1
                     if retries[g] > self.mgr.max_env_retries:  # give up on this episode: next one
                         metrics["scheduler/dropped_groups"] += 1
@@ -110,9 +182,20 @@ class RolloutScheduler:
                                 f"{self.mode} rollout: envs keep failing; last error: {failed[0]}"
                             )
                     continue  # retried with the same episode (seed) next round
+                group = finished[:gs]  # lock-step rollout: the first group_size envs in env order
+                episode = self.episode_id[g]
                 self.episode_id[g] += 1
+                if self.group_filter is not None and self.group_filter.filter(g, episode, group):
+                    metrics["scheduler/group_filter_count"] += 1
+                    if metrics["scheduler/group_filter_count"] > max(100, 10 * need):
+                        raise RuntimeError(
+                            f"{self.mode} rollout: {self.mgr.group_filter_cls} filtered out "
+                            f"{int(metrics['scheduler/group_filter_count'])} groups while {len(done)}/{need} "
+                            "were kept; the filter drops (nearly) every group"
+                        )
+                    continue  # the group's next episode runs instead
                 if len(done) < need:
-                    done.append(rs)
+                    done.append(group)
         trajs = [t for group in done for t in group]
         self.dropped_groups += int(metrics["scheduler/dropped_groups"])
         self.env_failures += int(metrics["scheduler/env_failures"])

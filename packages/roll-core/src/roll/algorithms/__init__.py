@@ -18,6 +18,7 @@ from roll.algorithms.functionals import (
     masked_whiten,
     ppo_policy_loss,
     token_level_rewards,
+    value_loss,
 )
 
 __all__ = [
@@ -38,4 +39,5 @@ __all__ = [
     "masked_whiten",
     "ppo_policy_loss",
     "token_level_rewards",
+    "value_loss",
 ]

@@ -257,6 +257,23 @@ def ppo_policy_loss(
     return loss, diag
 
 
+def value_loss(
+    values: torch.Tensor,
+    old_values: torch.Tensor,
+    returns: torch.Tensor,
+    value_clip: float | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Per-token critic loss ½(V − Ret)²; with `value_clip` c: ½·max((V − Ret)², (clip(V, V_old ± c) − Ret)²).
+
+    Returns (loss [B, T], diagnostics: `clipped` = where the clipped term is the larger one)."""
+    unclipped = (values - returns) ** 2
+    if value_clip is None:
+        return 0.5 * unclipped, {"clipped": torch.zeros_like(values).detach()}
+    v_clip = old_values + (values - old_values).clamp(-value_clip, value_clip)
+    clipped = (v_clip - returns) ** 2
+    return 0.5 * torch.max(unclipped, clipped), {"clipped": (clipped > unclipped).float().detach()}
+
+
 def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     """H = logsumexp(l) − Σ softmax(l)·l, per position."""
     probs = torch.softmax(logits.float(), dim=-1)

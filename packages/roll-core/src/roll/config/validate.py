@@ -40,6 +40,8 @@ def finalize(cfg: AgenticConfig) -> AgenticConfig:
         cfg.sequence_length = cfg.prompt_length + cfg.response_length
     if cfg.use_kl_loss or cfg.init_kl_coef > 0:
         cfg.enable_reference = True
+    if cfg.adv_estimator == "gae" and cfg.critic is None:
+        cfg.critic = copy.deepcopy(cfg.actor_train)  # as ROLL's examples: the critic mirrors actor_train
     if cfg.enable_reference and cfg.reference is None:
         ref = copy.deepcopy(cfg.actor_train)
         ref.strategy_args = StrategyArgs("hf_infer", None)
@@ -121,16 +123,22 @@ def validate(
         err("ratio_type", f"{cfg.ratio_type!r} is not implemented in roll-core 0.1; use 'token'")
     if cfg.train_infer_correction:
         err("train_infer_correction", "not implemented in roll-core 0.1; remove the key")
-    if cfg.async_generation_ratio not in (0, 0.0):
-        err("async_generation_ratio", "asynchronous generation is not implemented in roll-core 0.1; set 0")
+    ratio = cfg.async_generation_ratio
+    if ratio < 0 or ratio != int(ratio):
+        err(
+            "async_generation_ratio",
+            f"must be a whole number of policy versions >= 0 (0 = synchronous), got {ratio}",
+        )
+    elif ratio > 0 and cfg.actor_train.model_update_frequency != 1:
+        err(
+            "actor_train.model_update_frequency",
+            f"async_generation_ratio > 0 needs the weights synced after every step (1), got "
+            f"{cfg.actor_train.model_update_frequency}",
+        )
     if cfg.batch_adjust_mode not in ("copy", "delete", "auto", "random_sample"):
         err("batch_adjust_mode", f"unknown mode {cfg.batch_adjust_mode!r}")
-    if cfg.adv_estimator == "gae":
-        err(
-            "adv_estimator",
-            "'gae' needs the critic worker, which roll-core 0.1 does not implement (the GAE "
-            "function exists in roll.algorithms); use grpo or reinforce",
-        )
+    if cfg.value_clip is not None and cfg.value_clip <= 0:
+        err("value_clip", f"must be > 0 (or null = no clipping), got {cfg.value_clip}")
     grouping_keys = {"batch", "traj_group_id", "tags", "tag", "group_id", "env_id", "traj_id"}
     if cfg.reward_normalization.grouping not in grouping_keys:
         err(
@@ -173,6 +181,11 @@ def validate(
             from roll.strategies.registry import strategy_spec, unavailable_reason
 
             spec = strategy_spec(strategy)
+            if name == "critic" and spec.kind == "train" and spec.target and spec.critic_target is None:
+                err(
+                    f"{name}.strategy_args.strategy_name",
+                    f"{strategy!r} has no critic (value model) variant in roll-core; use hf_train",
+                )
             if spec.kind != want:
                 err(
                     f"{name}.strategy_args.strategy_name",
@@ -250,6 +263,24 @@ def validate(
             f"per_device_train_batch_size×gradient_accumulation_steps×dp = "
             f"{train.training_args.per_device_train_batch_size}×{train.training_args.gradient_accumulation_steps}×{dp} = {mini}",
         )
+    critic_dp = next((pl.world_size for pl in placements if pl.role == "critic"), None)
+    if critic_dp and cfg.rollout_batch_size > 0 and cfg.rollout_batch_size % critic_dp:
+        err(
+            "rollout_batch_size",
+            f"{cfg.rollout_batch_size} is not divisible by critic's data-parallel size {critic_dp}",
+        )
+    if cfg.critic is not None and critic_dp:
+        cta = cfg.critic.training_args
+        if cta.per_device_train_batch_size < 1 or cta.gradient_accumulation_steps < 1:
+            err(
+                "critic.training_args",
+                "per_device_train_batch_size and gradient_accumulation_steps must be >= 1",
+            )
+        if cta.lr_scheduler_type not in ("constant", "linear", "cosine", "constant_with_warmup"):
+            err(
+                "critic.training_args.lr_scheduler_type",
+                f"{cta.lr_scheduler_type!r} is not supported; use constant, linear or cosine",
+            )
     lr_type = train.training_args.lr_scheduler_type
     if lr_type not in ("constant", "linear", "cosine", "constant_with_warmup"):
         err(
@@ -271,15 +302,24 @@ def _validate_env_manager(cfg: AgenticConfig, name: str, mgr: EnvManagerConfig, 
         err(f"{name}.num_env_groups", f"must be >= 1, got {mgr.num_env_groups}")
     if mgr.group_size < 1:
         err(f"{name}.group_size", f"must be >= 1, got {mgr.group_size}")
-    if mgr.group_size_redundancy:
-        err(f"{name}.group_size_redundancy", "not implemented in roll-core 0.1; set 0")
+    if mgr.group_size_redundancy < 0:
+        err(f"{name}.group_size_redundancy", f"must be >= 0, got {mgr.group_size_redundancy}")
     if mgr.llm_proxy and mgr.llm_proxy.get("proxy_type", "policy") != "policy":
         err(
             f"{name}.llm_proxy",
             f"proxy_type {mgr.llm_proxy.get('proxy_type')!r} is not implemented in roll-core 0.1; use policy",
         )
     if mgr.group_filter_cls:
-        err(f"{name}.group_filter_cls", "group filters are not implemented in roll-core 0.1; remove the key")
+        from roll.agentic.scheduler import load_group_filter_class
+
+        try:
+            load_group_filter_class(mgr.group_filter_cls)
+        except (ImportError, AttributeError, TypeError, ValueError) as exc:
+            err(
+                f"{name}.group_filter_cls",
+                f"cannot load {mgr.group_filter_cls!r} ({exc}); give a 'module.Class' with "
+                "filter(group_id, episode_id, group) -> bool, e.g. roll.agentic.scheduler.ZeroVarianceGroupFilter",
+            )
     if not mgr.tags:
         err(f"{name}.tags", "no env tags: list keys of custom_envs")
     for i, tag in enumerate(mgr.tags):

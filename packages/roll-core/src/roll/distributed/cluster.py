@@ -36,8 +36,8 @@ class Worker:
         if num_threads:
             torch.set_num_threads(num_threads)
         self.rank, self.world_size, self.kind = rank, world_size, kind
-        cls = load_strategy_class(role_config.strategy_args.strategy_name)
-        if kind == "train":
+        cls = load_strategy_class(role_config.strategy_args.strategy_name, critic=kind == "critic")
+        if kind in ("train", "critic"):
             self.strategy = cls(role_config, seed=seed, device=device, rank=rank, world_size=world_size)
         else:
             self.strategy = cls(role_config, seed=seed + rank, device=device)
@@ -122,7 +122,7 @@ class Cluster:
                 )
             )
         self._get([w.ping.remote() for w in self.workers], "start")
-        if kind == "train" and world_size > 1:
+        if kind in ("train", "critic") and world_size > 1:
             backend = platform.communication_backend if devices else "gloo"
             port = _free_port()
             self._get(

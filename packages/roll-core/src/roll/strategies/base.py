@@ -36,6 +36,7 @@ class LossConfig:
     entropy_loss_coef: float = 0.0
     ppo_epochs: int = 1
     use_cached_old_log_probs: bool = False  # False: old log-probs = the first forward's detached values
+    value_clip: float | None = None  # critic: clip V to V_old ± value_clip in the value loss
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -24,6 +24,7 @@ from roll.algorithms.functionals import (
     lr_lambda,
     masked_mean,
     ppo_policy_loss,
+    value_loss,
 )
 from roll.strategies.base import GenerationOutput, InferenceStrategy, LossConfig, TrainStrategy
 
@@ -248,6 +249,7 @@ class HfTrainStrategy(_HfBase, TrainStrategy):
     ) -> None:
         super().__init__(worker_config, seed, device)
         self.rank, self.world_size = rank, world_size
+        self.model = self._wrap_model(self.model).to(device)
         self.model.train()
         ta = worker_config.training_args
         self.optimizer = torch.optim.AdamW(
@@ -264,6 +266,12 @@ class HfTrainStrategy(_HfBase, TrainStrategy):
             self.optimizer, lr_lambda(ta.lr_scheduler_type, warmup, self.total_optimizer_steps)
         )
         self.global_step = 0
+
+    metric_prefix = "actor"
+
+    def _wrap_model(self, model):
+        """The trained module built from the loaded causal LM (the critic swaps the LM head for a value head)."""
+        return model
 
     def set_total_steps(self, total: int) -> None:
         """Optimizer steps over the run (max_steps × mini-batches per step × ppo_epochs): the schedule's length."""
@@ -325,13 +333,13 @@ class HfTrainStrategy(_HfBase, TrainStrategy):
                 grad_norm = torch.nn.utils.clip_grad_norm_(
                     self.model.parameters(), ta.max_grad_norm or float("inf")
                 )
-                add("actor/grad_norm", float(grad_norm))
-                add("actor/lr", self.optimizer.param_groups[0]["lr"])
+                add(f"{self.metric_prefix}/grad_norm", float(grad_norm))
+                add(f"{self.metric_prefix}/lr", self.optimizer.param_groups[0]["lr"])
                 self.optimizer.step()
                 self.scheduler.step()
                 self.global_step += 1
         out = {k: sums[k] / counts[k] for k in sums}
-        out["actor/backward_steps"] = float(backward_steps)
+        out[f"{self.metric_prefix}/backward_steps"] = float(backward_steps)
         return out
 
     def _micro_step(self, ub: dict[str, torch.Tensor], loss: LossConfig, n_tok, n_seq) -> dict[str, float]:
@@ -389,7 +397,14 @@ class HfTrainStrategy(_HfBase, TrainStrategy):
         target = Path(path)
         target.mkdir(parents=True, exist_ok=True)
         if self.rank == 0:
-            self.model.save_pretrained(target / "model")
+            if hasattr(self.model, "save_pretrained"):
+                self.model.save_pretrained(target / "model")
+            else:  # the critic's value model: backbone + value head as one safetensors file
+                from safetensors.torch import save_file
+
+                (target / "model").mkdir(parents=True, exist_ok=True)
+                state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+                save_file(state, str(target / "model" / "value_model.safetensors"))
             self.tokenizer.save_pretrained(target / "model")
         torch.save(
             {
@@ -418,7 +433,7 @@ class HfTrainStrategy(_HfBase, TrainStrategy):
             raise RuntimeError(
                 f"checkpoint {target} does not match the model: missing {missing}, unexpected {unexpected}"
             )
-        if getattr(self.model.config, "tie_word_embeddings", False):
+        if getattr(self.model.config, "tie_word_embeddings", False) and hasattr(self.model, "tie_weights"):
             self.model.tie_weights()
         saved = torch.load(target / f"train_state_rank{self.rank}.pt", weights_only=False)
         self.total_optimizer_steps = saved.get("total_optimizer_steps", self.total_optimizer_steps)
@@ -437,3 +452,68 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
+
+
+class ValueModel(torch.nn.Module):
+    """The policy backbone (the LM without its head) and a scalar value head: V per position [B, L]."""
+
+    def __init__(self, lm) -> None:
+        super().__init__()
+        self.backbone = lm.base_model
+        hidden = lm.config.hidden_size
+        self.v_head = torch.nn.Linear(hidden, 1)
+        torch.nn.init.normal_(self.v_head.weight, std=1.0 / (hidden + 1) ** 0.5)
+        torch.nn.init.zeros_(self.v_head.bias)
+        self.config = lm.config
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.backbone(
+            input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+        ).last_hidden_state
+        return self.v_head(hidden).squeeze(-1).float()
+
+
+class HfCriticStrategy(HfTrainStrategy):
+    """The `critic` role on `hf_train`: value model trained with the (clipped) value loss.
+
+    Values are response-aligned like log-probs: `values[:, t]` = V(state before `input_ids[:, t + 1]`)."""
+
+    metric_prefix = "critic"
+
+    def _wrap_model(self, model):
+        return ValueModel(model)
+
+    def _values(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids, attention_mask)[:, :-1] * attention_mask[:, 1:]
+
+    @torch.no_grad()
+    def compute_values(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        was_training = self.model.training
+        self.model.eval()
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        parts = [
+            self._values(
+                ids[s : s + self.micro_batch].to(self.device), mask[s : s + self.micro_batch].to(self.device)
+            ).cpu()
+            for s in range(0, ids.shape[0], self.micro_batch)
+        ]
+        self.model.train(was_training)
+        return torch.cat(parts) if parts else torch.zeros(0, max(0, ids.shape[1] - 1))
+
+    def compute_log_probs(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError("the critic has no language-model head; use compute_values")
+
+    def _micro_step(self, ub: dict[str, torch.Tensor], loss: LossConfig, n_tok, n_seq) -> dict[str, float]:
+        mask = ub["response_mask"].float()
+        values = self._values(ub["input_ids"], ub["attention_mask"])
+        per_token, diag = value_loss(values, ub["values"], ub["returns"], loss.value_clip)
+        vf_loss = agg_loss(per_token, mask, loss.loss_agg_mode, num_tokens=n_tok, num_seqs=n_seq)
+        vf_loss.backward()
+        v = values.detach()
+        return {
+            "critic/loss": float(vf_loss.detach()),
+            "critic/value": float(masked_mean(ub["values"], mask)),
+            "critic/vpred": float(masked_mean(v, mask)),
+            "critic/clipfrac": float(masked_mean(diag["clipped"], mask)),
+            "critic/error": float(masked_mean((v - ub["returns"]) ** 2, mask)),
+        }

@@ -17,6 +17,7 @@ class StrategySpec:
     target: str | None  # "module:Class", or None when not implemented in this release
     extra: str | None = None  # roll-core extra that brings the backend's packages
     note: str = ""
+    critic_target: str | None = None  # the value-model variant a train strategy offers the `critic` role
 
 
 _SPECS: dict[str, StrategySpec] = {}
@@ -28,7 +29,12 @@ def register_strategy(spec: StrategySpec) -> None:
 
 for _spec in (
     StrategySpec("hf_infer", "infer", "roll.strategies.hf:HfInferStrategy"),
-    StrategySpec("hf_train", "train", "roll.strategies.hf:HfTrainStrategy"),
+    StrategySpec(
+        "hf_train",
+        "train",
+        "roll.strategies.hf:HfTrainStrategy",
+        critic_target="roll.strategies.hf:HfCriticStrategy",
+    ),
     StrategySpec("deepspeed_train", "train", None, "deepspeed", "ZeRO 1/2/3 training"),
     StrategySpec("deepspeed_infer", "infer", None, "deepspeed", "DeepSpeed inference"),
     StrategySpec("megatron_train", "train", None, "megatron", "Megatron-Core training (needs CUDA)"),
@@ -72,11 +78,16 @@ def unavailable_reason(name: str) -> str | None:
     )
 
 
-def load_strategy_class(name: str) -> type:
+def load_strategy_class(name: str, critic: bool = False) -> type:
+    """The strategy class of `name` (its value-model variant when `critic`)."""
     reason = unavailable_reason(name)
     if reason:
         raise StrategyUnavailable(reason)
-    module, _, attr = strategy_spec(name).target.partition(":")  # type: ignore[union-attr]
+    spec = strategy_spec(name)
+    target = spec.critic_target if critic else spec.target
+    if target is None:
+        raise StrategyUnavailable(f"strategy {name!r} has no critic (value model) variant; use hf_train")
+    module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)
 
 

@@ -16,6 +16,7 @@ import json
 import os
 import resource
 import site
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -162,6 +163,11 @@ def _mean(xs: list[float]) -> float:
     return sum(xs) / max(1, len(xs))
 
 
+def _step_time(times: list[float]) -> float:
+    """Median seconds per step, the first (warm-up) step left out: robust to a noisy shared machine."""
+    return statistics.median(times[1:] or times)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=60)
@@ -191,9 +197,9 @@ def main() -> int:
         last = max(1, args.steps // 6)
         roll = run_roll(model_dir, args.steps, work / "roll")
         result["roll"] = {
-            "time_per_step_s": _mean(roll["step_times"][1:]),
+            "time_per_step_s": _step_time(roll["step_times"]),
             "reward_last": _mean(roll["rewards"][-last:]),
-            "tokens_per_s": roll["tokens_per_step"] / _mean(roll["step_times"][1:]),
+            "tokens_per_s": roll["tokens_per_step"] / _step_time(roll["step_times"]),
             "peak_rss_mib": roll["peak_rss_mib"],
         }
         if not args.skip_trl:
@@ -201,7 +207,7 @@ def main() -> int:
             trl = run_trl(py, model_dir, args.steps, work / "trl")
             result["trl"] = {
                 "version": trl["version"],
-                "time_per_step_s": _mean(trl["step_times"][1:]),
+                "time_per_step_s": _step_time(trl["step_times"]),
                 "reward_last": _mean(trl["rewards"][-last:]),
                 "peak_rss_mib": trl["peak_rss_mib"],
             }
@@ -235,8 +241,8 @@ def main() -> int:
                     ],
                 )
                 result["smollm2"] = {
-                    "time_per_step_s": _mean(sm["step_times"][1:]),
-                    "tokens_per_s": sm["tokens_per_step"] / _mean(sm["step_times"][1:]),
+                    "time_per_step_s": _step_time(sm["step_times"]),
+                    "tokens_per_s": sm["tokens_per_step"] / _step_time(sm["step_times"]),
                     "peak_rss_mib": sm["peak_rss_mib"],
                 }
     print(f"{'system':<10} {'s/step':>8} {'reward(last)':>13} {'peak RSS MiB':>13}")

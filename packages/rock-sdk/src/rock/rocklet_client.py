@@ -17,6 +17,7 @@ import importlib
 import json
 import os
 import shutil
+import ssl
 import sys
 import tarfile
 import tempfile
@@ -76,6 +77,18 @@ M = TypeVar("M", bound=BaseModel)
 _IMPORTABLE_ROOTS = ("rock", "gem_envs")
 #: Seconds added to a command's own timeout for the HTTP read timeout.
 _TIMEOUT_MARGIN = 30.0
+
+
+_SSL_CONTEXT: ssl.SSLContext | None = None
+
+
+def shared_ssl_context() -> ssl.SSLContext:
+    """One default SSL context for every client of the process: building one loads the CA bundle (~20 ms),
+    which would otherwise be paid per client (per sandbox)."""
+    global _SSL_CONTEXT
+    if _SSL_CONTEXT is None:
+        _SSL_CONTEXT = ssl.create_default_context()
+    return _SSL_CONTEXT
 
 
 def _resolve_class(path: str) -> type[BaseException] | None:
@@ -173,11 +186,7 @@ class RockletClient:
         if (url is None) == (uds is None):
             raise ValueError("give exactly one of url= or uds=")
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        transport = (
-            httpx.AsyncHTTPTransport(uds=uds, limits=limits)
-            if uds
-            else httpx.AsyncHTTPTransport(limits=limits)
-        )
+        transport = httpx.AsyncHTTPTransport(uds=uds, limits=limits, verify=shared_ssl_context())
         if url is not None and not url.startswith(("http://", "https://")):
             url = "http://" + url
         all_headers = dict(headers or {})
@@ -224,6 +233,15 @@ class RockletClient:
         response = await self._http.request(method, path, timeout=timeout, **kwargs)
         raise_for_response(response)
         return out.model_validate_json(response.content)
+
+    async def post_raw(self, path: str, content: bytes, *, timeout: Any = httpx.USE_CLIENT_DEFAULT) -> bytes:
+        """POST a JSON body as bytes and return the reply's bytes, unparsed (for proxies such as the admin);
+        errors are raised as by every other call."""
+        response = await self._http.post(
+            path, content=content, headers={"content-type": "application/json"}, timeout=timeout
+        )
+        raise_for_response(response)
+        return response.content
 
     # ------------------------------------------------------------------ liveness
 
@@ -401,4 +419,4 @@ class RockletClient:
         return await self._call("POST", "/env/list", EnvListResponse)
 
 
-__all__ = ["RockletClient", "raise_for_response", "rebuild_exception"]
+__all__ = ["RockletClient", "raise_for_response", "rebuild_exception", "shared_ssl_context"]

@@ -6,7 +6,7 @@ distinct `sandbox_id` (generated when omitted).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
@@ -17,6 +17,9 @@ class EnvMakeRequest(SandboxRequest):
     env_id: str
     #: Keyword arguments for the env's constructor (on top of the registered preset).
     kwargs: dict[str, Any] = Field(default_factory=dict)
+    #: Admin only (an addition): `sandbox` = one sandbox per env (upstream), `pooled` = many envs packed into
+    #: shared sandboxes. None takes the server's default.
+    mode: Literal["sandbox", "pooled"] | None = None
 
 
 class EnvMakeResponse(WireModel):

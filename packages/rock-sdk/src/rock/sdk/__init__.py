@@ -1,1 +1,1 @@
-"""Reserved for the sandbox SDK (`from rock.sdk.sandbox.client import Sandbox`), which is not built yet."""
+"""The user-facing SDK: `rock.sdk.sandbox` (Sandbox, SandboxConfig, SandboxGroup) and `rock.sdk.envs` (GEM)."""

@@ -1,0 +1,5 @@
+import sys
+
+from rock_admin.cli import main
+
+sys.exit(main())

@@ -1,0 +1,206 @@
+"""The admin's ASGI app: sandbox API, GEM API, `/metrics`, OpenAPI at `/schema`, API keys, structured logs."""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from litestar import Litestar, MediaType, Request, Response, get
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.openapi import OpenAPIConfig
+
+from rock_admin import __version__
+from rock_admin.api.gem import PREFIX as GEM_PREFIX
+from rock_admin.api.gem import gem_router
+from rock_admin.api.sandbox import PREFIX as SANDBOX_PREFIX
+from rock_admin.api.sandbox import hello, sandbox_router
+from rock_admin.config import AdminConfig
+from rock_admin.images import ImageStore
+from rock_admin.runtimes import create_runtime
+from rock_admin.service.gem import GemService
+from rock_admin.service.lifecycle import Metrics, SandboxService
+from rock_admin.store import open_store
+
+log = logging.getLogger("rock_admin.http")
+
+
+def _validation_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    detail = getattr(exc, "extra", None) or getattr(exc, "detail", str(exc))
+    if request.url.path.startswith(SANDBOX_PREFIX):
+        body = {
+            "status": "Failed",
+            "message": "invalid parameter",
+            "error": json.dumps(detail, default=str) if not isinstance(detail, str) else detail,
+            "result": {"code": 4000, "failure_reason": "invalid parameter", "exit_code": None},
+        }
+        return Response(body, status_code=200)
+    return Response({"detail": detail}, status_code=422)
+
+
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    return Response({"detail": exc.detail}, status_code=exc.status_code)
+
+
+def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error on %s", request.url.path)
+    if request.url.path.startswith(SANDBOX_PREFIX):
+        body = {
+            "status": "Failed",
+            "message": f"internal error: {type(exc).__name__}: {exc}",
+            "error": str(exc),
+            "result": {"code": 5000, "failure_reason": str(exc), "exit_code": None},
+        }
+        return Response(body, status_code=200)
+    return Response({"detail": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
+
+
+def _op(path: str) -> str:
+    for prefix, name in ((SANDBOX_PREFIX, "sandbox"), (GEM_PREFIX, "gem")):
+        if path.startswith(prefix + "/"):
+            rest = path[len(prefix) + 1 :].split("/")
+            if rest[0] == "processes":
+                return f"{name}.processes"
+            if rest[0] == "sandboxes":
+                return f"{name}.sandboxes.{rest[-1]}" if len(rest) > 2 else f"{name}.sandboxes"
+            return f"{name}.{rest[0]}"
+    return {"/": "hello", "/metrics": "metrics"}.get(path, "other")
+
+
+class Middleware:
+    """API keys (when configured) and per-operation request counts/latencies, as a plain ASGI wrapper."""
+
+    def __init__(self, app: Any, keys: list[str], metrics: Metrics) -> None:
+        self.app = app
+        self.keys = [k.encode() for k in keys]
+        self.metrics = metrics
+
+    def _allowed(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        for name, value in headers:
+            candidate = None
+            if name == b"x-api-key":
+                candidate = value
+            elif name == b"authorization" and value.lower().startswith(b"bearer "):
+                candidate = value[7:].strip()
+            if candidate is not None and any(hmac.compare_digest(candidate, k) for k in self.keys):
+                return True
+        return False
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.keys and not self._allowed(scope["headers"]):
+            body = b'{"status":"Failed","message":"invalid or missing API key (X-API-Key or Authorization: Bearer)","error":"unauthorized","result":null}'
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 401,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            self.metrics.observe(_op(scope["path"]), "401", 0.0)
+            return
+        status = [0]
+        started = time.perf_counter()
+
+        async def send_wrapper(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            self.metrics.observe(_op(scope["path"]), str(status[0] or 500), time.perf_counter() - started)
+
+
+def render_metrics(svc: SandboxService) -> str:
+    m = svc.metrics
+    lines = [
+        "# HELP rock_admin_requests_total HTTP requests by operation and status code.",
+        "# TYPE rock_admin_requests_total counter",
+    ]
+    for (op, status), count in sorted(m.requests.items()):
+        lines.append(f'rock_admin_requests_total{{op="{op}",code="{status}"}} {count}')
+    lines += [
+        "# HELP rock_admin_request_seconds Request latency by operation.",
+        "# TYPE rock_admin_request_seconds histogram",
+    ]
+    for op in sorted(m.latency_count):
+        cumulative = 0
+        for bound, count in zip(Metrics.BUCKETS, m.latency_buckets[op], strict=True):
+            cumulative = count
+            lines.append(f'rock_admin_request_seconds_bucket{{op="{op}",le="{bound}"}} {cumulative}')
+        lines.append(f'rock_admin_request_seconds_bucket{{op="{op}",le="+Inf"}} {m.latency_count[op]}')
+        lines.append(f'rock_admin_request_seconds_sum{{op="{op}"}} {m.latency_sum[op]:.6f}')
+        lines.append(f'rock_admin_request_seconds_count{{op="{op}"}} {m.latency_count[op]}')
+    lines += [
+        "# HELP rock_admin_sandboxes Sandboxes known to this admin by state.",
+        "# TYPE rock_admin_sandboxes gauge",
+    ]
+    counts = svc.counts()
+    for state in ("pending", "running", "stopped", "failed"):
+        lines.append(f'rock_admin_sandboxes{{state="{state}"}} {counts.get(state, 0)}')
+    for name, value, help_ in (
+        ("rock_admin_sandbox_starts_total", m.starts, "Sandbox starts requested."),
+        ("rock_admin_sandbox_start_failures_total", m.start_failures, "Sandbox starts that failed."),
+        ("rock_admin_sandbox_failures_total", m.failures, "Sandboxes that failed (start or later)."),
+        ("rock_admin_sandbox_auto_stops_total", m.auto_stops, "Sandboxes stopped for being idle."),
+    ):
+        lines += [f"# HELP {name} {help_}", f"# TYPE {name} counter", f"{name} {value}"]
+    return "\n".join(lines) + "\n"
+
+
+@get("/metrics", media_type=MediaType.TEXT)
+async def metrics(request: Request[Any, Any, Any]) -> str:
+    return render_metrics(request.app.state.sandboxes)
+
+
+def create_app(config: AdminConfig | None = None) -> Any:
+    """Build the admin app. The runtime and store open in the app's lifespan (and close with it)."""
+    config = config or AdminConfig.load()
+    store = open_store(config.store, config.state_dir)
+    images = ImageStore(config.state_dir)
+    runtime = create_runtime(
+        config.runtime, state_dir=config.state_dir, isolation=config.isolation, hide_paths=config.hide_paths
+    )
+    service = SandboxService(config, store, runtime, images)
+    gem = GemService(service)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await service.open()
+        log.info("rock-admin ready", extra={"state_dir": config.state_dir})
+        try:
+            yield
+        finally:
+            await service.close()
+            store.close()
+
+    app = Litestar(
+        route_handlers=[hello, metrics, sandbox_router, gem_router],
+        lifespan=[lifespan],
+        exception_handlers={
+            ValidationException: _validation_error,
+            NotFoundException: _http_error,
+            HTTPException: _http_error,
+            Exception: _internal_error,
+        },
+        openapi_config=OpenAPIConfig(title="ROCK admin", version=__version__, path="/schema"),
+        debug=False,
+        logging_config=None,
+    )
+    app.state.sandboxes = service
+    app.state.gem = gem
+    app.state.config = config
+    app.state.images = images
+    return Middleware(app, config.api_keys, service.metrics)

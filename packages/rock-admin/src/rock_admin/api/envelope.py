@@ -1,0 +1,89 @@
+"""ROCK's envelope `{"status": "Success"|"Failed", "message", "error", "result"}` (always HTTP 200), and the
+mapping from every failure to it, so a client never sees a 500 with a traceback."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+import httpx
+from litestar import Response
+from pydantic import BaseModel, ValidationError
+
+from rock.actions import CODE_BAD_REQUEST, CODE_COMMAND_ERROR, CODE_INTERNAL
+from rock.exceptions import (
+    BashIncorrectSyntaxError,
+    CommandTimeoutError,
+    InvalidRequestError,
+    NonZeroExitCodeError,
+    RemoteException,
+    RockletException,
+)
+from rock_admin.service.lifecycle import SandboxError
+
+log = logging.getLogger("rock_admin.api")
+T = TypeVar("T")
+_JSON = "application/json"
+_COMMAND_ERRORS = (NonZeroExitCodeError, CommandTimeoutError, BashIncorrectSyntaxError)
+
+
+def success(result: Any = None, message: str | None = None) -> Response[bytes]:
+    body = result.model_dump_json().encode() if isinstance(result, BaseModel) else json.dumps(result).encode()
+    head = b'{"status":"Success","message":' + json.dumps(message).encode() + b',"error":null,"result":'
+    return Response(head + body + b"}", media_type=_JSON, status_code=200)
+
+
+def failed(
+    message: str,
+    code: int = CODE_BAD_REQUEST,
+    *,
+    error: str | None = None,
+    result: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> Response[bytes]:
+    res = {"code": code, "exit_code": None, "failure_reason": message, "extra_info": {}}
+    res.update(result or {})
+    body = {"status": "Failed", "message": message, "error": error or message, "result": res}
+    return Response(json.dumps(body, default=str).encode(), media_type=_JSON, status_code=status_code)
+
+
+def class_path(exc: BaseException) -> str:
+    if isinstance(exc, RemoteException) and exc.class_path:
+        return exc.class_path
+    cls = type(exc)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def from_exception(exc: BaseException, sandbox_id: str | None = None) -> Response[bytes]:
+    where = f" (sandbox {sandbox_id})" if sandbox_id else ""
+    if isinstance(exc, SandboxError):
+        return failed(str(exc), exc.code)
+    if isinstance(exc, ValidationError):
+        return failed("invalid parameter", CODE_BAD_REQUEST, error=str(exc))
+    if isinstance(exc, InvalidRequestError):
+        return failed(f"invalid parameter{where}: {exc}", CODE_BAD_REQUEST, error=str(exc))
+    if isinstance(exc, (RockletException, OSError, ValueError, LookupError)) and not isinstance(
+        exc, (httpx.HTTPError, ConnectionError)
+    ):
+        code = CODE_COMMAND_ERROR if isinstance(exc, _COMMAND_ERRORS) else CODE_BAD_REQUEST
+        extra = dict(getattr(exc, "extra_info", {}) or {})
+        result: dict[str, Any] = {"class_path": class_path(exc), "extra_info": extra}
+        if "exit_code" in extra:
+            result["exit_code"] = extra["exit_code"]
+        return failed(f"{type(exc).__name__}{where}: {exc}", code, result=result)
+    if isinstance(exc, (httpx.HTTPError, ConnectionError)):
+        return failed(
+            f"the sandbox's rocklet did not answer{where}: {type(exc).__name__}: {exc}", CODE_INTERNAL
+        )
+    log.exception("unexpected error%s", where)
+    return failed(f"internal error{where}: {type(exc).__name__}: {exc}", CODE_INTERNAL)
+
+
+async def envelope(call: Awaitable[Any], sandbox_id: str | None = None) -> Response[bytes]:
+    """Await `call` and wrap its result (a model or JSON data) in the envelope; any error → `Failed`."""
+    try:
+        return success(await call)
+    except Exception as exc:
+        return from_exception(exc, sandbox_id)

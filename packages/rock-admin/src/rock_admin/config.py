@@ -1,0 +1,142 @@
+"""Admin settings: defaults that work on a fresh machine, an optional YAML file, environment variables.
+
+Precedence: built-in defaults < YAML file (`--config FILE` or `$ROCK_ADMIN_CONFIG`) < `ROCK_ADMIN_*` env vars
+< command-line flags. Unknown YAML keys are an error naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+NOT_IMPLEMENTED_RUNTIMES = {"docker", "ray"}
+NOT_IMPLEMENTED_STORES = {"redis"}
+
+
+class ConfigError(ValueError):
+    """A bad setting; the message names it."""
+
+
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:ib|i|b)?\s*$", re.IGNORECASE)
+
+
+def parse_size(value: str | int | float, field_name: str = "memory") -> int:
+    """`8g`, `512m`, `1.5G`, `1024Ki`... or a number of bytes → bytes. Raises `ConfigError` naming the field."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{field_name}: expected a size like '8g' or '512m', got {value!r}")
+    if isinstance(value, (int, float)):
+        if value <= 0:
+            raise ConfigError(f"{field_name}: must be positive, got {value!r}")
+        return int(value)
+    match = _SIZE.match(str(value))
+    if not match:
+        raise ConfigError(
+            f"{field_name}: expected a size like '8g', '512m' or a number of bytes, got {value!r}"
+        )
+    number = float(match.group(1)) * _UNITS[match.group(2).lower()]
+    if number <= 0:
+        raise ConfigError(f"{field_name}: must be positive, got {value!r}")
+    return int(number)
+
+
+def default_state_dir() -> str:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "rock-admin")
+
+
+@dataclass
+class AdminConfig:
+    """Every setting of `rock-admin serve`. The YAML file uses the same names (flat keys)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: Where the SQLite store, the image store, the zygote socket and per-sandbox dirs live.
+    state_dir: str = field(default_factory=default_state_dir)
+    #: `process` (built in). `docker` and `ray` are reserved for the scale-out issue.
+    runtime: str = "process"
+    #: `sqlite` (built in). `redis` is reserved for the scale-out issue.
+    store: str = "sqlite"
+    #: `auto` (namespaces when root, else none), `namespaces`, `none` (plain processes, no isolation).
+    isolation: str = "auto"
+    #: API keys; when any is set, every request needs one (`X-API-Key` or `Authorization: Bearer`).
+    api_keys: list[str] = field(default_factory=list)
+    #: Idle seconds before a sandbox stops when the request does not say (upstream: 30 min).
+    auto_clear_seconds: float = 1800.0
+    #: Seconds a sandbox may take to answer before its start fails (upstream default 180).
+    startup_timeout: float = 180.0
+    #: How often the idle scan runs.
+    auto_stop_interval: float = 1.0
+    max_cpus: float = 16.0
+    max_memory: str = "64g"
+    #: Most processes per sandbox (fork bombs stop here).
+    pids_max: int = 4096
+    #: GEM: `sandbox` (one sandbox per env, upstream) or `pooled` (many envs per sandbox).
+    gem_mode: str = "sandbox"
+    gem_image: str = "python:3.11"
+    gem_pool_size: int = 256
+    #: Extra host paths hidden from sandboxes (the host's /tmp, /run, /home, ... and the state dir always are).
+    hide_paths: list[str] = field(default_factory=list)
+    log_level: str = "info"
+    #: On shutdown, stop every sandbox and the zygote too (default: leave them for the next admin to adopt).
+    stop_on_exit: bool = False
+
+    @classmethod
+    def load(
+        cls, path: str | None = None, env: dict[str, str] | None = None, **overrides: Any
+    ) -> AdminConfig:
+        env = dict(os.environ if env is None else env)
+        values: dict[str, Any] = {}
+        path = path or env.get("ROCK_ADMIN_CONFIG")
+        known = {f.name: f for f in fields(cls)}
+        if path:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+            if not isinstance(data, dict):
+                raise ConfigError(f"{path}: expected a mapping of settings")
+            for key, value in data.items():
+                if key not in known:
+                    raise ConfigError(f"{path}: unknown setting {key!r} (known: {', '.join(sorted(known))})")
+                values[key] = value
+        for name, f in known.items():
+            raw = env.get(f"ROCK_ADMIN_{name.upper()}")
+            if raw is None:
+                continue
+            default = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
+            if isinstance(default, list):
+                values[name] = [x for x in raw.split(",") if x]
+            elif isinstance(default, bool):
+                values[name] = raw.lower() in ("1", "true", "yes")
+            elif isinstance(default, (int, float)):
+                values[name] = type(default)(raw)
+            else:
+                values[name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        config = cls(**values)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        if self.runtime in NOT_IMPLEMENTED_RUNTIMES:
+            raise NotImplementedError(
+                f"runtime {self.runtime!r} is not implemented yet (reserved for the scale-out issue; "
+                "use runtime: process)"
+            )
+        if self.runtime != "process":
+            raise ConfigError(f"runtime: unknown runtime {self.runtime!r} (available: process)")
+        if self.store in NOT_IMPLEMENTED_STORES:
+            raise NotImplementedError(
+                f"store {self.store!r} is not implemented yet (reserved for the scale-out issue; use store: sqlite)"
+            )
+        if self.store != "sqlite":
+            raise ConfigError(f"store: unknown store {self.store!r} (available: sqlite)")
+        if self.isolation not in ("auto", "namespaces", "none"):
+            raise ConfigError(f"isolation: expected auto, namespaces or none, got {self.isolation!r}")
+        if self.gem_mode not in ("sandbox", "pooled"):
+            raise ConfigError(f"gem_mode: expected sandbox or pooled, got {self.gem_mode!r}")
+        parse_size(self.max_memory, "max_memory")
+        self.state_dir = os.path.abspath(os.path.expanduser(self.state_dir))

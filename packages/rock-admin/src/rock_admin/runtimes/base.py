@@ -1,0 +1,93 @@
+"""The runtime interface: start a sandbox from a spec and say how to reach its rocklet; stop; inspect."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rock_admin.images import Image
+
+
+class SandboxStartError(RuntimeError):
+    """The runtime could not start the sandbox; the message says why."""
+
+
+@dataclass
+class SandboxSpec:
+    sandbox_id: str
+    image: Image
+    memory_bytes: int
+    cpus: float
+    pids_max: int
+    token: str
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Handle:
+    """How to reach and control a running sandbox; stored with its record (JSON) so a restart finds it."""
+
+    sandbox_id: str
+    uds: str
+    pid: int = 0
+    pid_start: int = 0
+    sandbox_dir: str = ""
+    isolation: str = "none"
+    limits_enforced: bool = False
+    limits_message: str = ""
+    cgroups: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Handle:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+class Runtime(ABC):
+    name: str = ""
+
+    @abstractmethod
+    async def start(self, spec: SandboxSpec) -> Handle:
+        """Start the sandbox; return once its rocklet process exists (not necessarily answering yet)."""
+
+    @abstractmethod
+    async def stop(self, handle: Handle) -> None:
+        """Kill every process of the sandbox (idempotent). Its files stay until `remove`."""
+
+    @abstractmethod
+    def remove(self, handle: Handle) -> None:
+        """Delete the sandbox's files and limits (after `stop`)."""
+
+    def connect_path(self, handle: Handle) -> str:
+        """The Unix socket path to connect to (may be shorter than `handle.uds`: sun_path has 108 bytes)."""
+        return handle.uds
+
+    @abstractmethod
+    def is_running(self, handle: Handle) -> bool: ...
+
+    @abstractmethod
+    def watch(self, handle: Handle, on_exit: Callable[[Handle], None]) -> None:
+        """Call `on_exit(handle)` (in the event loop) as soon as the sandbox's processes are gone."""
+
+    @abstractmethod
+    def exit_reason(self, handle: Handle) -> str:
+        """Why a sandbox that is gone went (rocklet exit code or signal, out of memory...)."""
+
+    async def aclose(self) -> None:
+        """Release what the runtime holds (not the sandboxes: they outlive an admin restart)."""
+
+
+def create_runtime(kind: str, **kwargs: Any) -> Runtime:
+    if kind == "process":
+        from rock_admin.runtimes.process import ProcessRuntime
+
+        return ProcessRuntime(**kwargs)
+    if kind in ("docker", "ray"):
+        raise NotImplementedError(
+            f"runtime {kind!r} is not implemented yet (reserved for the scale-out issue)"
+        )
+    raise ValueError(f"unknown runtime {kind!r} (available: process)")

@@ -1,0 +1,342 @@
+"""The `process` runtime: a sandbox is a rocklet forked from a preloaded zygote into fresh pid/mount/net/uts/ipc
+namespaces, on a read-only root with private writable dirs, limited by cgroups, reached over a Unix socket.
+
+Per sandbox, under `<state_dir>/sandboxes/<id>/`: `root/` (mount point of the read-only root, inside the
+sandbox only), `tmp/` → `/tmp`, `home/` → `/home/user` (HOME), `run/` → `/run/rocklet` (socket, log, the
+rocklet's state, `exit.json` when it ends). The host's /tmp, /var/tmp, /run, /home, /mnt, /media, /srv and the
+admin's state dir are hidden behind empty file systems. Capabilities are cut to Docker's default set minus
+MKNOD, so nothing inside can remount the root writable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from rock_admin.runtimes.base import Handle, Runtime, SandboxSpec, SandboxStartError
+from rock_admin.runtimes.cgroups import Cgroups
+
+log = logging.getLogger("rock_admin.runtime")
+
+HIDDEN = ("/tmp", "/var/tmp", "/run", "/home", "/root", "/mnt", "/media", "/srv")
+
+
+def _pid_start(pid: int) -> int:
+    """The process's start time (clock ticks since boot): with the pid, it names one process for good."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+#: Longest Unix socket path the kernel takes (sun_path is 108 bytes with the terminating NUL).
+UDS_MAX = 107
+
+
+def short_path(path: str) -> str:
+    """`path`, or the same file reached through `/proc/self/fd/N/` (an O_PATH fd on its directory, kept open
+    for the process's life) when it is too long for a Unix socket address."""
+    if len(path) <= UDS_MAX:
+        return path
+    directory, name = os.path.split(path)
+    fd = _DIR_FDS.get(directory)
+    if fd is None:
+        fd = _DIR_FDS[directory] = os.open(directory, os.O_PATH | os.O_DIRECTORY)
+    return f"/proc/self/fd/{fd}/{name}"
+
+
+_DIR_FDS: dict[str, int] = {}
+
+
+def _python_paths() -> list[str]:
+    """Host paths the rocklet's interpreter needs, for images that are not the host's root."""
+    paths = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix)}
+    cwd = os.getcwd()
+    # sys.path entries, less the working directory `python -m` puts first (it may be anything).
+    paths.update(os.path.realpath(p) for p in sys.path if p and p != cwd and os.path.isdir(p))
+    kept: list[str] = []
+    for p in sorted(paths):
+        if p != "/" and not any(p.startswith(k + "/") for k in kept):
+            kept.append(p)
+    return kept
+
+
+def _build_id() -> str:
+    """The zygote's `build_id()`, computed without importing the zygote (which preloads the rocklet)."""
+    import rock_admin
+    import rocklet
+    import rocklet.app
+
+    parts = [rock_admin.__version__, getattr(rocklet, "__version__", "")]
+    for path in (rocklet.app.__file__, str(Path(__file__).with_name("zygote.py"))):
+        with contextlib.suppress(OSError, TypeError):
+            parts.append(str(int(os.stat(path).st_mtime)))
+    return "/".join(parts)
+
+
+class ProcessRuntime(Runtime):
+    name = "process"
+
+    def __init__(
+        self,
+        state_dir: str,
+        isolation: str = "auto",
+        hide_paths: list[str] | None = None,
+        cgroup_parent: str = "",
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self.sandboxes_dir = self.state_dir / "sandboxes"
+        self.sandboxes_dir.mkdir(parents=True, exist_ok=True)
+        self.control = str(self.state_dir / "zygote.sock")
+        if isolation == "auto":
+            isolation = "namespaces" if os.geteuid() == 0 else "none"
+        if isolation == "namespaces" and os.geteuid() != 0:
+            raise SandboxStartError(
+                "isolation 'namespaces' needs the admin to run as root (use isolation: none)"
+            )
+        self.isolation = isolation
+        self.hide = [*HIDDEN, str(self.state_dir), *(hide_paths or [])]
+        self.cgroups = Cgroups(cgroup_parent or "rock-admin")
+        self._watched: dict[int, int] = {}  # pidfd → pid
+        self._zygote_pid = 0
+
+    # ------------------------------------------------------------------ zygote
+
+    async def _request(self, payload: dict) -> dict:
+        reader, writer = await asyncio.open_unix_connection(short_path(self.control))
+        try:
+            writer.write((json.dumps(payload) + "\n").encode())
+            await writer.drain()
+            line = await asyncio.wait_for(reader.readline(), 30)
+        finally:
+            writer.close()
+        if not line:
+            raise SandboxStartError("the sandbox zygote closed the connection without an answer")
+        return json.loads(line)
+
+    async def ensure_zygote(self) -> int:
+        """Reuse a zygote that answers on the control socket (it survives an admin restart), else start one."""
+        with contextlib.suppress(OSError, ValueError, KeyError, SandboxStartError, asyncio.TimeoutError):
+            reply = await asyncio.wait_for(self._request({"op": "ping"}), 5)
+            if reply.get("build") == _build_id():
+                self._zygote_pid = int(reply["pid"])
+                return self._zygote_pid
+            # An older zygote (the code changed since it started): replace it; its sandboxes live on.
+            log.info("replacing zygote %s (build %s)", reply.get("pid"), reply.get("build"))
+            with contextlib.suppress(OSError):
+                os.kill(int(reply["pid"]), signal.SIGTERM)
+        log_file = open(self.state_dir / "zygote.log", "ab")  # noqa: SIM115 - handed to the child
+        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rock_admin.runtimes.zygote", self.control],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+        )
+        log_file.close()
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise SandboxStartError(
+                    f"the sandbox zygote exited with {proc.returncode}: "
+                    f"{(self.state_dir / 'zygote.log').read_text(errors='replace')[-2000:]}"
+                )
+            with contextlib.suppress(OSError, ValueError, SandboxStartError):
+                await self._request({"op": "ping"})
+                break
+            if time.monotonic() > deadline:
+                raise SandboxStartError("the sandbox zygote did not answer within 60 s")
+            await asyncio.sleep(0.05)
+        self._zygote_pid = proc.pid
+        log.info("zygote started", extra={"pid": proc.pid})
+        return proc.pid
+
+    def stop_zygote(self) -> None:
+        if self._zygote_pid:
+            with contextlib.suppress(OSError):
+                os.kill(self._zygote_pid, signal.SIGTERM)
+            with contextlib.suppress(OSError):
+                os.waitpid(self._zygote_pid, 0)  # when it is our child
+            self._zygote_pid = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self, spec: SandboxSpec) -> Handle:
+        isolate = self.isolation == "namespaces"
+        sdir = self.sandboxes_dir / spec.sandbox_id
+        dirs = {name: sdir / name for name in ("root", "tmp", "home", "run")}
+        for d in dirs.values():
+            d.mkdir(parents=True, exist_ok=True)
+        dirs["tmp"].chmod(0o1777)
+        with contextlib.suppress(FileNotFoundError):
+            (dirs["run"] / "exit.json").unlink()
+        limits = await asyncio.to_thread(
+            self.cgroups.create, spec.sandbox_id, spec.memory_bytes, spec.cpus, spec.pids_max
+        )
+        payload = {
+            "sandbox_id": spec.sandbox_id,
+            "isolate": isolate,
+            "hostname": spec.sandbox_id[:63],
+            "rootfs": spec.image.rootfs,
+            "root_dir": str(dirs["root"]),
+            "run_dir": str(dirs["run"]),
+            "tmp_dir": str(dirs["tmp"]),
+            "hide": self.hide,
+            "extra_binds": self._extra_binds(spec),
+            "writable": {
+                str(dirs["tmp"]): "/tmp",
+                str(dirs["home"]): "/home/user",
+                str(dirs["run"]): "/run/rocklet",
+            },
+            "home": "/home/user" if isolate else str(dirs["home"]),
+            "cgroup_procs": limits.procs,
+            "token": spec.token,
+            "env": spec.env,
+        }
+        try:
+            try:
+                reply = await self._request(payload)
+            except (ConnectionError, FileNotFoundError):
+                # The zygote is gone (killed, or the machine rebooted): start a new one and try once more.
+                log.warning("sandbox zygote unreachable; starting a new one")
+                await self.ensure_zygote()
+                reply = await self._request(payload)
+        except (OSError, ValueError, SandboxStartError) as exc:
+            await asyncio.to_thread(self.cgroups.remove, limits.dirs)
+            raise SandboxStartError(f"could not reach the sandbox zygote: {exc}") from exc
+        if "error" in reply:
+            if reply.get("pid"):
+                with contextlib.suppress(OSError):
+                    os.kill(reply["pid"], signal.SIGKILL)
+            await asyncio.to_thread(self.cgroups.remove, limits.dirs)
+            raise SandboxStartError(f"sandbox setup failed: {reply['error']}")
+        pid = int(reply["pid"])
+        return Handle(
+            sandbox_id=spec.sandbox_id,
+            uds=str(dirs["run"] / "rocklet.sock"),
+            pid=pid,
+            pid_start=_pid_start(pid),
+            sandbox_dir=str(sdir),
+            isolation="namespaces (pid, mount, net, uts, ipc), read-only root" if isolate else "none",
+            limits_enforced=limits.enforced,
+            limits_message=limits.message,
+            cgroups=limits.dirs,
+        )
+
+    def connect_path(self, handle: Handle) -> str:
+        if len(handle.uds) <= UDS_MAX:
+            return handle.uds
+        rel = os.path.relpath(handle.uds, self.sandboxes_dir)
+        path = f"{self._short_sandboxes}/{rel}"
+        if len(path) > UDS_MAX:
+            raise SandboxStartError(f"socket path too long even shortened: {path} (use a shorter sandbox id)")
+        return path
+
+    @property
+    def _short_sandboxes(self) -> str:
+        fd = _DIR_FDS.get(str(self.sandboxes_dir))
+        if fd is None:
+            fd = _DIR_FDS[str(self.sandboxes_dir)] = os.open(self.sandboxes_dir, os.O_PATH | os.O_DIRECTORY)
+        return f"/proc/self/fd/{fd}"
+
+    def _extra_binds(self, spec: SandboxSpec) -> list[str]:
+        """Host paths of the rocklet's interpreter to bind into the sandbox: all of them for an imported image,
+        and for the host's root those under a hidden path (e.g. a Python under /root)."""
+        paths = _python_paths()
+        if not spec.image.is_host:
+            return paths
+        return [p for p in paths if any(p == h or p.startswith(h.rstrip("/") + "/") for h in self.hide)]
+
+    def is_running(self, handle: Handle) -> bool:
+        return bool(handle.pid) and _pid_start(handle.pid) == handle.pid_start and handle.pid_start != 0
+
+    async def stop(self, handle: Handle) -> None:
+        if self.is_running(handle):
+            try:
+                fd = os.pidfd_open(handle.pid)
+            except OSError:
+                fd = -1
+            if fd >= 0:
+                try:
+                    signal.pidfd_send_signal(fd, signal.SIGKILL)
+                    # Wait until it is gone (the pidfd turns readable), at most 5 s.
+                    loop = asyncio.get_running_loop()
+                    done = loop.create_future()
+                    loop.add_reader(fd, lambda: done.done() or done.set_result(None))
+                    try:
+                        await asyncio.wait_for(done, 5)
+                    except asyncio.TimeoutError:
+                        log.warning("sandbox %s did not die within 5 s", handle.sandbox_id)
+                    finally:
+                        loop.remove_reader(fd)
+                except OSError:
+                    pass
+                finally:
+                    os.close(fd)
+        if self.isolation != "namespaces" and handle.cgroups:
+            await asyncio.to_thread(Cgroups.kill_all, handle.cgroups)
+        # The limits go with the processes (a restart makes them again); the files stay until `remove`.
+        await asyncio.to_thread(self._remove_cgroups, handle.cgroups)
+
+    @staticmethod
+    def _remove_cgroups(dirs: list[str]) -> None:
+        for _ in range(50):
+            Cgroups.remove(dirs)
+            if not any(os.path.isdir(d) for d in dirs):
+                return
+            time.sleep(0.01)
+
+    def remove(self, handle: Handle) -> None:
+        Cgroups.kill_all(handle.cgroups)
+        self._remove_cgroups(handle.cgroups)
+        if handle.sandbox_dir and Path(handle.sandbox_dir).parent == self.sandboxes_dir:
+            shutil.rmtree(handle.sandbox_dir, ignore_errors=True)
+
+    def watch(self, handle: Handle, on_exit: Callable[[Handle], None]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            fd = os.pidfd_open(handle.pid)
+        except OSError:
+            loop.call_soon(on_exit, handle)
+            return
+        if _pid_start(handle.pid) != handle.pid_start:
+            os.close(fd)
+            loop.call_soon(on_exit, handle)
+            return
+
+        def fired() -> None:
+            loop.remove_reader(fd)
+            os.close(fd)
+            on_exit(handle)
+
+        loop.add_reader(fd, fired)
+
+    def exit_reason(self, handle: Handle) -> str:
+        parts = []
+        if Cgroups.oom_killed(handle.cgroups):
+            parts.append("out of memory: the sandbox hit its memory limit and the kernel killed a process")
+        try:
+            data = json.loads((Path(handle.sandbox_dir) / "run" / "exit.json").read_text())
+            parts.append(str(data.get("reason", "rocklet exited")))
+        except (OSError, ValueError):
+            parts.append("the sandbox's init process was killed")
+        tail = ""
+        with contextlib.suppress(OSError):
+            tail = (
+                (Path(handle.sandbox_dir) / "run" / "rocklet.log").read_text(errors="replace")[-500:].strip()
+            )
+        reason = "; ".join(parts)
+        return f"{reason} (last log: {tail})" if tail else reason

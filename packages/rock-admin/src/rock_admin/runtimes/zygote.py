@@ -1,0 +1,385 @@
+"""The sandbox zygote: a Python process with the rocklet preloaded that forks one sandbox per request.
+
+Forking a warm interpreter (copy-on-write) instead of starting a fresh one makes a sandbox start in
+milliseconds and cost a few MiB. Per request (one JSON line on the control socket):
+
+    zygote ──fork──> A: joins the cgroups, unshare(pid, mount, net, uts, ipc), forks B, reports B's pid, exits
+                     B: pid 1 of the new pid namespace: builds the read-only root with private writable dirs,
+                        pivots into it, forks C, then reaps orphans until C exits (the namespace dies with B)
+                     C: the rocklet (capabilities dropped), serving on a Unix socket in its private run dir
+
+The zygote is single-threaded and never runs an event loop, so forking it is safe. It keeps running when the
+admin is killed (its own session), and so do the sandboxes: an admin restart finds both again.
+
+Run as `python -m rock_admin.runtimes.zygote CONTROL_SOCKET`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import importlib
+import json
+import os
+import signal
+import socket
+import sys
+import traceback
+from typing import Any
+
+import uvicorn
+
+import rocklet.app
+from rock_admin.runtimes import linux
+
+#: Preloaded once, before any fork, so no sandbox imports them again.
+PRELOAD = (
+    "rocklet.cli",
+    "rocklet.auth",
+    "rocklet.config",
+    "uvicorn.config",
+    "uvicorn.main",
+    "uvicorn.server",
+    "uvicorn.lifespan.on",
+    "uvicorn.loops.auto",
+    "uvicorn.loops.uvloop",
+    "uvicorn.loops.asyncio",
+    "uvicorn.protocols.http.auto",
+    "uvicorn.protocols.http.httptools_impl",
+    "uvicorn.protocols.http.h11_impl",
+    "uvicorn.protocols.websockets.auto",
+    "uvicorn.protocols.utils",
+    "uvloop",
+    "httptools",
+    "pty",
+    "tty",
+    "termios",
+    "asyncio.subprocess",
+    "concurrent.futures.thread",
+    "gem_envs",
+)
+for _name in PRELOAD:
+    with contextlib.suppress(ImportError):
+        importlib.import_module(_name)
+with contextlib.suppress(Exception):
+    importlib.import_module("gem_envs").make("game:Sokoban-v0-easy").close()
+
+#: Inside a sandbox: the rocklet's private run dir (bind of the host's per-sandbox run dir).
+RUN_DIR = "/run/rocklet"
+SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _write_json(fd: int, obj: dict[str, Any]) -> None:
+    data = (json.dumps(obj) + "\n").encode()
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def _mkdir(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.makedirs(path, exist_ok=True)
+
+
+def _build_root(spec: dict[str, Any]) -> None:
+    """In B (new mount namespace): bind the image read-only at `root_dir` with private dirs, pivot into it."""
+    root = spec["root_dir"]
+    linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+    linux.mount(spec["rootfs"], root, None, linux.MS_BIND | linux.MS_REC)
+    for path in ("/tmp", "/run", "/home", "/proc", "/dev"):
+        _mkdir(root + path)
+    # Hide the host's writable and private places behind empty file systems.
+    for path in spec.get("hide", []):
+        target = root + path
+        if os.path.isdir(target):
+            linux.mount("tmpfs", target, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "size=64k,mode=755")
+    # The rocklet's interpreter and packages, where the image lacks them or they lie in a hidden place,
+    # come back read-only at the same paths (mount points made inside the image or the hiding tmpfs).
+    for path in spec.get("extra_binds", []):
+        target = root + path
+        _mkdir(target)
+        linux.mount(path, target, None, linux.MS_BIND | linux.MS_REC)
+    _mkdir(root + RUN_DIR)
+    _mkdir(root + "/home/user")
+    # /dev: a small tmpfs with the harmless nodes, a private devpts and shm.
+    dev = root + "/dev"
+    linux.mount("tmpfs", dev, "tmpfs", linux.MS_NOSUID, "size=64k,mode=755")
+    for node in ("null", "zero", "full", "random", "urandom", "tty"):
+        with open(f"{dev}/{node}", "w"):
+            pass
+        linux.mount(f"/dev/{node}", f"{dev}/{node}", None, linux.MS_BIND)
+    for d in ("pts", "shm"):
+        os.mkdir(f"{dev}/{d}")
+    linux.mount("devpts", f"{dev}/pts", "devpts", linux.MS_NOSUID, "newinstance,ptmxmode=0666,mode=620")
+    os.symlink("pts/ptmx", f"{dev}/ptmx")
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "fd/0"), ("stdout", "fd/1"), ("stderr", "fd/2")):
+        os.symlink(target, f"{dev}/{name}")
+    # Everything so far read-only (and nosuid), in one call; the writable mounts come after.
+    linux.make_tree_readonly(root)
+    linux.mount("tmpfs", f"{dev}/shm", "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "size=64m,mode=1777")
+    linux.mount("proc", root + "/proc", "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
+    linux.mount(root + "/proc/sys", root + "/proc/sys", None, linux.MS_BIND)
+    linux.mount(None, root + "/proc/sys", None, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY)
+    for host_dir, inside in spec["writable"].items():
+        linux.mount(host_dir, root + inside, None, linux.MS_BIND)
+    os.chdir(root)
+    linux.pivot_root(".", ".")
+    linux.umount2(".", linux.MNT_DETACH)
+    os.chdir("/")
+
+
+def _run_rocklet(spec: dict[str, Any], run_dir: str, listen_fd: int) -> None:
+    """C: the rocklet on a Unix socket (never returns)."""
+    if spec["isolate"]:
+        linux.drop_capabilities()
+    os.environ.clear()
+    os.environ.update(
+        {
+            "PATH": SANDBOX_PATH,
+            "HOME": spec.get("home", "/tmp"),
+            "LANG": "C.UTF-8",
+            "HOSTNAME": spec["hostname"],
+            "ROCK_SANDBOX_ID": spec["sandbox_id"],
+            "TMPDIR": "/tmp" if spec["isolate"] else spec["tmp_dir"],
+            **spec.get("env", {}),
+        }
+    )
+    with contextlib.suppress(OSError):
+        os.chdir(os.environ["HOME"])
+    from rocklet.auth import ApiKeyMiddleware
+    from rocklet.config import RockletConfig
+
+    config = RockletConfig(auth_token=spec.get("token", ""), state_dir=f"{run_dir}/state")
+    _PREBUILT.state.runtime.__init__(config)
+    sys.argv = ["rocklet", "--uds", f"{run_dir}/rocklet.sock"]
+    gc.enable()
+    gc.set_threshold(50_000, 20, 20)  # as the rocklet's own CLI: fewer young collections per request
+    if _UVICORN_CONFIG is not None and config.auth_token:
+        # The server config was loaded in the zygote; only the token and the socket are this sandbox's.
+        _AUTH.__init__(_PREBUILT, config.auth_token)
+        _UVICORN_CONFIG.fd = listen_fd
+        uvicorn.Server(_UVICORN_CONFIG).run()
+    else:
+        app = ApiKeyMiddleware(_PREBUILT, config.auth_token) if config.auth_token else _PREBUILT
+        uvicorn.run(
+            app, fd=listen_fd, log_level="warning", access_log=False, lifespan="on", timeout_keep_alive=3600
+        )
+    os._exit(0)
+
+
+def _init(spec: dict[str, Any], report_fd: int) -> None:
+    """B: set up the root, start C, reap until C exits; write C's end to `exit.json` (never returns)."""
+    run_dir = RUN_DIR if spec["isolate"] else spec["run_dir"]
+    try:
+        if spec["isolate"]:
+            socket.sethostname(spec["hostname"])
+            linux.loopback_up()
+            _build_root(spec)
+        log_fd = os.open(f"{run_dir}/rocklet.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        devnull = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        # Bound and listening before anyone is told the sandbox exists: a client may connect at once and
+        # its request waits in the backlog until the rocklet serves it (no readiness polling needed).
+        sock_path = f"{run_dir}/rocklet.sock"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(sock_path)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        os.chdir(run_dir)  # bind by a short relative name (Unix socket paths are limited to 107 bytes)
+        listener.bind("rocklet.sock")
+        os.chmod(sock_path, 0o600)
+        listener.listen(2048)
+        listener.set_inheritable(True)
+    except BaseException as exc:
+        _write_json(report_fd, {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()})
+        os._exit(1)
+    child = os.fork()
+    if child == 0:
+        os.close(report_fd)
+        try:
+            _run_rocklet(spec, run_dir, listener.fileno())
+        except BaseException:
+            traceback.print_exc()
+        os._exit(70)
+    listener.close()
+    _write_json(report_fd, {"ok": True, "rocklet_pid_in_ns": child})
+    os.close(report_fd)
+    # pid 1 gets no default signal actions: forward TERM/INT to the rocklet, ignore the rest.
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda s, _f: os.kill(child, s))
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            os._exit(0)
+        except InterruptedError:
+            continue
+        if pid == child:
+            end: dict[str, Any] = {"status": status}
+            if os.WIFSIGNALED(status):
+                end["signal"] = os.WTERMSIG(status)
+                end["reason"] = f"rocklet killed by {signal.Signals(os.WTERMSIG(status)).name}"
+            else:
+                end["exit_code"] = os.WEXITSTATUS(status)
+                end["reason"] = f"rocklet exited with code {os.WEXITSTATUS(status)}"
+            with contextlib.suppress(OSError), open(f"{run_dir}/exit.json", "w") as f:
+                json.dump(end, f)
+            os._exit(end.get("exit_code", 128 + end.get("signal", 0)))
+
+
+def _spawn(conn: socket.socket, spec: dict[str, Any]) -> None:
+    """A: cgroups, namespaces, fork B, report, exit (never returns)."""
+    fd = conn.fileno()
+    try:
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+        os.setsid()
+        for procs in spec.get("cgroup_procs", []):
+            with open(procs, "w") as f:
+                f.write(str(os.getpid()))
+        if spec["isolate"]:
+            linux.unshare(linux.CLONE_ALL)
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            os.closerange(3, w)
+            _init(spec, w)
+        os.close(w)
+        with os.fdopen(r, "rb") as f:
+            line = f.readline()
+        result = json.loads(line) if line else {"error": "sandbox init exited during setup"}
+        result["pid"] = pid
+        _write_json(fd, result)
+    except BaseException as exc:
+        with contextlib.suppress(BaseException):
+            _write_json(fd, {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()})
+    os._exit(0)
+
+
+#: The rocklet app, built once here; each sandbox re-initialises its runtime in place (`Runtime.__init__`),
+#: so a fork pays neither the app's construction nor Litestar's first-request costs.
+_PREBUILT: Any = None
+#: The API-key wrapper around it and uvicorn's loaded config (protocol classes, logging, lifespan), ready too.
+_AUTH: Any = None
+_UVICORN_CONFIG: Any = None
+
+
+async def _asgi_get(app: Any, path: str) -> None:
+    """One in-process request (no sockets, no threads), to warm the app's lazy caches."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"rocklet")],
+        "client": ("127.0.0.1", 1),
+        "server": ("rocklet", 80),
+        "state": {},
+    }
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    await app(scope, receive, send)
+
+
+def _warm_up() -> None:
+    """Build the rocklet app and serve a request in-process, before any fork."""
+    import asyncio
+    import shutil
+    import tempfile
+
+    from rocklet.config import RockletConfig
+
+    global _PREBUILT, _AUTH, _UVICORN_CONFIG
+    tmp = tempfile.mkdtemp(prefix="rock-zygote-")
+    try:
+        _PREBUILT = rocklet.app.create_app(RockletConfig(state_dir=tmp))
+        from rocklet.auth import ApiKeyMiddleware
+
+        _AUTH = ApiKeyMiddleware(_PREBUILT, "placeholder")
+        _UVICORN_CONFIG = uvicorn.Config(
+            _AUTH, fd=0, log_level="warning", access_log=False, lifespan="on", timeout_keep_alive=3600
+        )
+        _UVICORN_CONFIG.load()
+        loop = asyncio.new_event_loop()
+        try:
+            for path in ("/is_alive", "/", "/version"):
+                loop.run_until_complete(_asgi_get(_PREBUILT, path))
+        finally:
+            loop.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def build_id() -> str:
+    """What code this zygote runs: an admin that finds an older zygote (after an upgrade) replaces it."""
+    import rock_admin
+
+    parts = [rock_admin.__version__, getattr(rocklet, "__version__", "")]
+    for module in (rocklet.app, sys.modules[__name__]):
+        with contextlib.suppress(OSError, TypeError):
+            parts.append(str(int(os.stat(module.__file__).st_mtime)))
+    return "/".join(parts)
+
+
+def serve(control_path: str) -> None:
+    _warm_up()
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(control_path)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    from rock_admin.runtimes.process import short_path
+
+    server.bind(short_path(control_path))
+    os.chmod(control_path, 0o600)
+    server.listen(256)
+    with open(os.path.join(os.path.dirname(control_path), "zygote.pid"), "w") as f:
+        f.write(str(os.getpid()))
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # A-processes are reaped by the kernel
+    gc.collect()
+    gc.freeze()  # keep the collector from touching (and un-sharing) the preloaded objects in children
+    while True:
+        try:
+            conn, _ = server.accept()
+        except InterruptedError:
+            continue
+        with conn:
+            try:
+                conn.settimeout(5)
+                buf = b""
+                while not buf.endswith(b"\n"):
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    buf += chunk
+                spec = json.loads(buf)
+                if spec.get("op") == "ping":
+                    reply = {"ok": True, "pid": os.getpid(), "build": build_id()}
+                    conn.sendall((json.dumps(reply) + "\n").encode())
+                    continue
+            except (OSError, ValueError) as exc:
+                with contextlib.suppress(OSError):
+                    conn.sendall((json.dumps({"error": f"bad request: {exc}"}) + "\n").encode())
+                continue
+            conn.settimeout(None)
+            if os.fork() == 0:
+                server.close()
+                _spawn(conn, spec)
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1])

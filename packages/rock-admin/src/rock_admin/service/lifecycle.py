@@ -1,0 +1,617 @@
+"""The sandbox lifecycle: pending → running → stopped → deleted (and failed), with history, idle auto-stop,
+startup timeout, and failures surfaced the moment they happen (a pidfd per sandbox, no polling).
+
+Every transition is written to the store before it is acted on by clients, so an admin restart (even after
+`kill -9`) finds every record; running sandboxes outlive the admin and are adopted again on start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import re
+import secrets
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from rock.actions import SandboxStartRequest, SandboxStatusResponse
+from rock.rocklet_client import RockletClient
+from rock_admin.config import AdminConfig, ConfigError, parse_size
+from rock_admin.images import ImageStore, UnknownImageError
+from rock_admin.runtimes import Handle, Runtime, SandboxSpec, SandboxStartError
+from rock_admin.service.rawhttp import RawUdsPool
+from rock_admin.store import SandboxStore
+
+log = logging.getLogger("rock_admin.lifecycle")
+T = TypeVar("T")
+
+#: Allowed transitions: event → (from states, to state).
+TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "alive": (("pending",), "running"),
+    "stop": (("pending", "running"), "stopped"),
+    "fail": (("pending", "running"), "failed"),
+    "restart": (("stopped", "failed"), "pending"),
+    "delete": (("stopped", "failed"), "deleted"),
+}
+LIVE_STATES = ("pending", "running")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+HISTORY_KEPT = 100
+#: Connections the admin keeps per rocklet: one event loop serves them all, and httpx's pool costs grow with
+#: its size, so a small pool (requests queue for a connection) is faster under heavy concurrency.
+ROCKLET_CONNECTIONS = 16
+
+
+class SandboxError(Exception):
+    """A request the lifecycle refuses; `code` is upstream's (4000 bad request, 5000 internal)."""
+
+    def __init__(self, message: str, code: int = 4000) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class SandboxNotFoundError(SandboxError):
+    pass
+
+
+class SandboxNotRunningError(SandboxError):
+    pass
+
+
+class Metrics:
+    """Counters the `/metrics` endpoint renders (Prometheus text)."""
+
+    def __init__(self) -> None:
+        self.starts = 0
+        self.start_failures = 0
+        self.failures = 0
+        self.auto_stops = 0
+        self.requests: dict[tuple[str, str], int] = {}
+        self.latency_sum: dict[str, float] = {}
+        self.latency_count: dict[str, int] = {}
+        self.latency_buckets: dict[str, list[int]] = {}
+
+    BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+    def observe(self, op: str, status: str, seconds: float) -> None:
+        key = (op, status)
+        self.requests[key] = self.requests.get(key, 0) + 1
+        self.latency_sum[op] = self.latency_sum.get(op, 0.0) + seconds
+        self.latency_count[op] = self.latency_count.get(op, 0) + 1
+        buckets = self.latency_buckets.setdefault(op, [0] * len(self.BUCKETS))
+        for i, bound in enumerate(self.BUCKETS):
+            if seconds <= bound:
+                buckets[i] += 1
+
+
+class Sandbox:
+    """The in-memory side of a record: its rocklet client and the activity clock."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        self.record = record
+        self.client: RockletClient | None = None
+        self.raw: Any = None  # RawUdsPool, made on first use (GEM hot path)
+        self.ready = asyncio.Event()
+        self.stopping = False
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def id(self) -> str:
+        return self.record["sandbox_id"]
+
+    @property
+    def state(self) -> str:
+        return self.record["state"]
+
+    @property
+    def handle(self) -> Handle | None:
+        h = self.record.get("handle")
+        return Handle.from_dict(h) if h else None
+
+
+class SandboxService:
+    def __init__(
+        self, config: AdminConfig, store: SandboxStore, runtime: Runtime, images: ImageStore
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.runtime = runtime
+        self.images = images
+        self.metrics = Metrics()
+        self.sandboxes: dict[str, Sandbox] = {}
+        self._scanner: asyncio.Task[None] | None = None
+        self.max_memory = parse_size(config.max_memory, "max_memory")
+
+    # ------------------------------------------------------------------ service start/stop
+
+    async def open(self) -> None:
+        """Start the zygote, adopt the sandboxes a previous admin left running, start the idle scan."""
+        ensure = getattr(self.runtime, "ensure_zygote", None)
+        if ensure is not None:
+            await ensure()
+        for record in self.store.list(list(LIVE_STATES)):
+            sb = Sandbox(record)
+            self.sandboxes[sb.id] = sb
+            handle = sb.handle
+            if handle is None or not self.runtime.is_running(handle):
+                reason = "the sandbox's processes ended while the admin was down"
+                if handle is not None:
+                    reason += f": {self.runtime.exit_reason(handle)}"
+                self._transition(sb, "fail", reason)
+                continue
+            sb.client = RockletClient(
+                uds=self.runtime.connect_path(handle),
+                auth_token=record.get("token", ""),
+                max_connections=ROCKLET_CONNECTIONS,
+            )
+            self.runtime.watch(handle, lambda h, sb=sb: self._on_exit(sb, h))
+            if sb.state == "pending":
+                sb.task = asyncio.create_task(self._wait_alive(sb, handle))
+            else:
+                sb.ready.set()
+            log.info("adopted sandbox %s (%s)", sb.id, sb.state)
+        self._scanner = asyncio.create_task(self._scan_loop())
+
+    async def close(self) -> None:
+        """Stop serving; the sandboxes keep running (the next admin adopts them)."""
+        if self._scanner:
+            self._scanner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._scanner
+        if self.config.stop_on_exit:
+            for sb in list(self.sandboxes.values()):
+                if sb.state in LIVE_STATES:
+                    with contextlib.suppress(Exception):
+                        await self.stop(sb.id, "admin shut down (stop_on_exit)")
+        for sb in self.sandboxes.values():
+            if sb.task and not sb.task.done():
+                sb.task.cancel()
+            if sb.client:
+                await sb.client.aclose()
+        if self.config.stop_on_exit:
+            stop_zygote = getattr(self.runtime, "stop_zygote", None)
+            if stop_zygote is not None:
+                stop_zygote()
+        await self.runtime.aclose()
+
+    # ------------------------------------------------------------------ records
+
+    def _save(self, sb: Sandbox) -> None:
+        self.store.put(sb.record)
+
+    def _transition(self, sb: Sandbox, event: str, reason: str = "") -> None:
+        sources, target = TRANSITIONS[event]
+        current = sb.state
+        if current not in sources:
+            raise SandboxError(f"sandbox {sb.id}: cannot {event} from state {current}")
+        now = time.time()
+        rec = sb.record
+        rec["state"] = target
+        history = rec.setdefault("state_history", [])
+        history.append(
+            {"from_state": current, "to_state": target, "event": event, "timestamp": now, "reason": reason}
+        )
+        del history[:-HISTORY_KEPT]
+        phase = rec.setdefault("status", {}).setdefault("docker_run", {"status": "waiting", "message": ""})
+        if target == "running":
+            rec["start_time"] = now
+            phase.update(status="success", message="rocklet is alive", completed_at=now)
+        elif target == "stopped":
+            rec["stop_time"] = now
+            rec["stop_reason"] = reason
+        elif target == "failed":
+            rec["stop_time"] = now
+            rec["failure_reason"] = reason
+            failed_phase = "timeout" if reason.startswith("startup timeout") else "failed"
+            if phase.get("status") != "success":
+                phase.update(status=failed_phase, message=reason, completed_at=now)
+            self.metrics.failures += 1
+        elif target == "deleted":
+            rec["delete_time"] = now
+        elif target == "pending":
+            rec["failure_reason"] = None
+            rec["status"] = {
+                "image_pull": {
+                    "status": "success",
+                    "message": "local image",
+                    "started_at": now,
+                    "completed_at": now,
+                },
+                "docker_run": {"status": "running", "message": "starting", "started_at": now},
+            }
+        self._save(sb)
+        log.info("sandbox %s: %s → %s (%s)%s", sb.id, current, target, event, f": {reason}" if reason else "")
+
+    def get(self, sandbox_id: str | None) -> Sandbox:
+        if not sandbox_id:
+            raise SandboxError("sandbox_id is required")
+        sb = self.sandboxes.get(sandbox_id)
+        if sb is not None:
+            return sb
+        record = self.store.get(sandbox_id)
+        if record is None:
+            raise SandboxNotFoundError(f"sandbox {sandbox_id} not found")
+        sb = Sandbox(record)
+        if record["state"] != "deleted":
+            self.sandboxes[sandbox_id] = sb
+        return sb
+
+    # ------------------------------------------------------------------ start
+
+    def _validate(self, req: SandboxStartRequest) -> dict[str, Any]:
+        try:
+            memory_bytes = parse_size(req.memory, "memory")
+        except ConfigError as exc:
+            raise SandboxError(str(exc)) from None
+        if memory_bytes > self.max_memory:
+            raise SandboxError(
+                f"memory={req.memory} exceeds the maximum allowed per sandbox ({self.config.max_memory})"
+            )
+        if memory_bytes < 16 * 1024 * 1024:
+            raise SandboxError(f"memory={req.memory} is below the minimum of 16m")
+        cpus = req.limit_cpus if req.limit_cpus else req.cpus
+        if not (cpus > 0) or math.isinf(cpus):
+            raise SandboxError(f"cpus={cpus} must be a positive number")
+        if cpus > self.config.max_cpus:
+            raise SandboxError(
+                f"cpus={cpus} exceeds the maximum allowed per sandbox ({self.config.max_cpus:g})"
+            )
+        if req.num_gpus:
+            raise SandboxError(
+                "num_gpus: GPUs are not supported by the process runtime (not implemented yet)"
+            )
+        if req.auto_archive_seconds is not None and req.auto_delete_seconds is not None:
+            raise SandboxError("auto_archive_seconds and auto_delete_seconds cannot be set together")
+        try:
+            image = self.images.get(req.image)
+        except UnknownImageError as exc:
+            raise SandboxError(str(exc)) from None
+        if req.sandbox_id is not None and not _ID.match(req.sandbox_id):
+            raise SandboxError(
+                f"sandbox_id {req.sandbox_id!r}: use 1-128 letters, digits, '_', '.', '-' (starting with a letter or digit)"
+            )
+        if req.auto_clear_seconds is not None:
+            auto_clear = float(req.auto_clear_seconds)
+        elif req.auto_clear_time_minutes is not None:
+            auto_clear = req.auto_clear_time_minutes * 60.0
+        elif req.auto_clear_time is not None:
+            auto_clear = req.auto_clear_time * 60.0
+        else:
+            auto_clear = self.config.auto_clear_seconds
+        if auto_clear < 0 or math.isnan(auto_clear):
+            raise SandboxError(f"auto_clear_seconds={auto_clear} must be >= 0 (0 = never)")
+        startup_timeout = (
+            req.startup_timeout if req.startup_timeout is not None else self.config.startup_timeout
+        )
+        if not (startup_timeout > 0):
+            raise SandboxError(f"startup_timeout={startup_timeout} must be positive")
+        return {
+            "memory_bytes": memory_bytes,
+            "cpus_limit": cpus,
+            "image_ref": image,
+            "auto_clear_seconds": auto_clear,
+            "startup_timeout": float(startup_timeout),
+        }
+
+    async def start(self, req: SandboxStartRequest, headers: dict[str, str] | None = None) -> Sandbox:
+        """Record the sandbox as pending and start it in the background (`start_async`)."""
+        checked = self._validate(req)
+        headers = headers or {}
+        now = time.time()
+        sandbox_id = req.sandbox_id or uuid.uuid4().hex
+        record: dict[str, Any] = {
+            "sandbox_id": sandbox_id,
+            "state": "pending",
+            "image": req.image,
+            "memory": req.memory,
+            "cpus": req.cpus,
+            "limit_cpus": req.limit_cpus,
+            "disk": req.disk,
+            "memory_bytes": checked["memory_bytes"],
+            "cpus_limit": checked["cpus_limit"],
+            "auto_clear_seconds": checked["auto_clear_seconds"],
+            "startup_timeout": checked["startup_timeout"],
+            "env": req.env or {},
+            "create_time": now,
+            "last_activity_time": now,
+            "user_id": headers.get("x-user-id"),
+            "experiment_id": headers.get("x-experiment-id"),
+            "namespace": headers.get("x-namespace"),
+            "cluster": headers.get("x-cluster"),
+            "token": secrets.token_hex(16),
+            "state_history": [
+                {"from_state": None, "to_state": "pending", "event": "create", "timestamp": now, "reason": ""}
+            ],
+            "status": {
+                "image_pull": {
+                    "status": "success",
+                    "message": "local image",
+                    "started_at": now,
+                    "completed_at": now,
+                },
+                "docker_run": {"status": "running", "message": "starting", "started_at": now},
+            },
+        }
+        if not self.store.insert_new(record):
+            raise SandboxError(f"sandbox_id {sandbox_id!r} already exists")
+        sb = Sandbox(record)
+        self.sandboxes[sandbox_id] = sb
+        self.metrics.starts += 1
+        sb.task = asyncio.create_task(self._launch(sb))
+        return sb
+
+    async def _launch(self, sb: Sandbox) -> None:
+        rec = sb.record
+        spec = SandboxSpec(
+            sandbox_id=sb.id,
+            image=self.images.get(rec["image"]),
+            memory_bytes=rec["memory_bytes"],
+            cpus=rec["cpus_limit"],
+            pids_max=self.config.pids_max,
+            token=rec["token"],
+            env=rec.get("env") or {},
+        )
+        try:
+            handle = await self.runtime.start(spec)
+        except (SandboxStartError, OSError) as exc:
+            self.metrics.start_failures += 1
+            self._fail(sb, f"sandbox setup failed: {exc}")
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # never leave a sandbox pending for ever
+            self.metrics.start_failures += 1
+            log.exception("start of %s failed", sb.id)
+            self._fail(sb, f"sandbox setup failed: {type(exc).__name__}: {exc}")
+            return
+        rec["handle"] = handle.to_dict()
+        rec["host_name"] = sb.id[:63]
+        self._save(sb)
+        if sb.stopping or sb.state != "pending":  # stopped while starting
+            await self.runtime.stop(handle)
+            return
+        sb.client = RockletClient(
+            uds=self.runtime.connect_path(handle),
+            auth_token=rec["token"],
+            max_connections=ROCKLET_CONNECTIONS,
+        )
+        self.runtime.watch(handle, lambda h: self._on_exit(sb, h))
+        try:
+            await self._wait_alive(sb, handle)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # never leave a sandbox pending for ever
+            log.exception("waiting for %s failed", sb.id)
+            self._fail(sb, f"waiting for the rocklet failed: {type(exc).__name__}: {exc}")
+            await self.runtime.stop(handle)
+
+    async def _wait_alive(self, sb: Sandbox, handle: Handle) -> None:
+        assert sb.client is not None
+        deadline = sb.record["create_time"] + sb.record["startup_timeout"]
+        if sb.record.get("state_history"):
+            deadline = sb.record["state_history"][-1]["timestamp"] + sb.record["startup_timeout"]
+        delay = 0.005
+        while sb.state == "pending" and not sb.stopping:
+            remaining = deadline - time.time()
+            if remaining <= 0:
+                self.metrics.start_failures += 1
+                self._fail(
+                    sb,
+                    f"startup timeout: the rocklet did not answer within {sb.record['startup_timeout']:g} s",
+                )
+                await self.runtime.stop(handle)
+                return
+            # The socket listens before the rocklet serves: this call waits in its backlog until it does.
+            try:
+                reply = await asyncio.wait_for(
+                    self._raw(sb, sb.client).get("/is_alive"), min(remaining, 10.0)
+                )
+                is_alive = json.loads(reply).get("is_alive") is True
+            except Exception:  # not answering (yet): any error is "not alive"; death is the pidfd's to report
+                is_alive = False
+            if is_alive:
+                if sb.state == "pending" and not sb.stopping:
+                    self._transition(sb, "alive")
+                    sb.record["last_activity_time"] = time.time()
+                    sb.ready.set()
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    def _fail(self, sb: Sandbox, reason: str) -> None:
+        if sb.state in LIVE_STATES:
+            self._transition(sb, "fail", reason)
+        sb.ready.set()
+
+    def _on_exit(self, sb: Sandbox, handle: Handle) -> None:
+        """The sandbox's init process is gone: unless we stopped it, the sandbox failed; say why."""
+        if sb.stopping or sb.state not in LIVE_STATES:
+            return
+        if sb.record.get("handle", {}).get("pid") != handle.pid:
+            return
+        reason = self.runtime.exit_reason(handle)
+        self.metrics.start_failures += sb.state == "pending"
+        self._fail(sb, reason)
+        asyncio.get_running_loop().create_task(self.runtime.stop(handle))  # release its limits
+
+    async def wait_ready(self, sb: Sandbox, timeout: float) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(sb.ready.wait(), timeout)
+
+    # ------------------------------------------------------------------ stop / delete / restart
+
+    async def stop(self, sandbox_id: str, reason: str = "stopped by request") -> Sandbox:
+        sb = self.get(sandbox_id)
+        if sb.state not in LIVE_STATES:
+            return sb  # idempotent
+        sb.stopping = True
+        try:
+            self._transition(sb, "stop", reason)
+            handle = sb.handle
+            if sb.task and not sb.task.done() and handle is None:
+                sb.task.cancel()
+            if handle is not None:
+                await self.runtime.stop(handle)
+            if sb.client:
+                await sb.client.aclose()
+                sb.client = None
+            if sb.raw is not None:
+                sb.raw.close()
+                sb.raw = None
+        finally:
+            sb.stopping = False
+            sb.ready.set()
+        return sb
+
+    async def delete(self, sandbox_id: str) -> Sandbox | None:
+        try:
+            sb = self.get(sandbox_id)
+        except SandboxNotFoundError:
+            return None  # idempotent, as upstream
+        if sb.state == "deleted":
+            return sb
+        if sb.state in LIVE_STATES:
+            await self.stop(sandbox_id, "stopped for deletion")
+        handle = sb.handle
+        if handle is not None:
+            await asyncio.to_thread(self.runtime.remove, handle)
+        self._transition(sb, "delete")
+        self.sandboxes.pop(sb.id, None)
+        return sb
+
+    async def restart(self, sandbox_id: str) -> Sandbox:
+        sb = self.get(sandbox_id)
+        if sb.state in LIVE_STATES:
+            return sb
+        if sb.state not in TRANSITIONS["restart"][0]:
+            raise SandboxError(f"sandbox {sandbox_id}: cannot restart from state {sb.state}")
+        sb.ready = asyncio.Event()
+        self._transition(sb, "restart")
+        sb.record["last_activity_time"] = time.time()
+        self.metrics.starts += 1
+        sb.task = asyncio.create_task(self._launch(sb))
+        return sb
+
+    # ------------------------------------------------------------------ data plane
+
+    def client_for(self, sandbox_id: str | None) -> tuple[Sandbox, RockletClient]:
+        """The rocklet of a running sandbox; refreshes its idle clock."""
+        sb = self.get(sandbox_id)
+        if sb.state != "running" or sb.client is None:
+            detail = f": {sb.record.get('failure_reason')}" if sb.state == "failed" else ""
+            raise SandboxNotRunningError(f"sandbox {sb.id} is not running (state: {sb.state}){detail}")
+        sb.record["last_activity_time"] = time.time()
+        return sb, sb.client
+
+    async def call(self, sandbox_id: str | None, fn: Callable[[RockletClient], Awaitable[T]]) -> T:
+        sb, client = self.client_for(sandbox_id)
+        try:
+            return await fn(client)
+        finally:
+            sb.record["last_activity_time"] = time.time()
+
+    @staticmethod
+    def _raw(sb: Sandbox, client: RockletClient) -> RawUdsPool:
+        if sb.raw is None:
+            sb.raw = RawUdsPool(client.uds or "", sb.record.get("token", ""), ROCKLET_CONNECTIONS)
+        return sb.raw
+
+    async def post_raw(self, sandbox_id: str | None, path: str, body: bytes) -> bytes:
+        """POST bytes to the rocklet of a running sandbox through the lean keep-alive client; its reply's
+        bytes come back (errors raised as by `RockletClient`)."""
+        sb, client = self.client_for(sandbox_id)
+        try:
+            return await self._raw(sb, client).post(path, body)
+        finally:
+            sb.record["last_activity_time"] = time.time()
+
+    # ------------------------------------------------------------------ idle auto-stop
+
+    async def _scan_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.auto_stop_interval)
+            try:
+                await self.scan_idle()
+            except Exception:
+                log.exception("idle scan failed")
+
+    async def scan_idle(self) -> None:
+        now = time.time()
+        for sb in list(self.sandboxes.values()):
+            clear = sb.record.get("auto_clear_seconds") or 0
+            if sb.state != "running" or clear <= 0:
+                continue
+            idle = now - sb.record.get("last_activity_time", now)
+            if idle >= clear:
+                self.metrics.auto_stops += 1
+                await self.stop(sb.id, f"expired: idle for {idle:.0f} s (auto_clear_seconds={clear:g})")
+            elif int(now) % 30 == 0:
+                self._save(sb)  # persist the activity clock now and then
+
+    # ------------------------------------------------------------------ views
+
+    def status(self, sb: Sandbox) -> SandboxStatusResponse:
+        rec = sb.record
+        handle = rec.get("handle") or {}
+        clear = rec.get("auto_clear_seconds") or 0
+        return SandboxStatusResponse(
+            sandbox_id=sb.id,
+            status=rec.get("status", {}),
+            host_name=rec.get("host_name") or sb.id[:63],
+            host_ip="127.0.0.1",
+            is_alive=sb.state == "running",
+            image=rec.get("image"),
+            metadata={"pid": handle.get("pid"), "uds": handle.get("uds")},
+            gateway_version=_version(),
+            swe_rex_version=_rocklet_version(),
+            user_id=rec.get("user_id"),
+            experiment_id=rec.get("experiment_id"),
+            namespace=rec.get("namespace"),
+            cpus=rec.get("cpus"),
+            memory=rec.get("memory"),
+            disk=rec.get("disk"),
+            state=rec["state"],
+            start_time=rec.get("start_time"),
+            stop_time=rec.get("stop_time"),
+            create_time=rec.get("create_time"),
+            delete_time=rec.get("delete_time"),
+            auto_stop_time=(rec.get("last_activity_time", 0) + clear)
+            if clear and sb.state == "running"
+            else None,
+            state_history=rec.get("state_history", []),
+            failure_reason=rec.get("failure_reason"),
+            auto_clear_seconds=clear,
+            last_activity_time=rec.get("last_activity_time"),
+            isolation=handle.get("isolation"),
+            limits_enforced=handle.get("limits_enforced"),
+            limits_message=handle.get("limits_message"),
+        )
+
+    def list(self, states: list[str] | None = None) -> list[Sandbox]:
+        out = []
+        for record in self.store.list(states):
+            sb = self.sandboxes.get(record["sandbox_id"])
+            out.append(sb if sb is not None else Sandbox(record))
+        return out
+
+    def counts(self) -> dict[str, int]:
+        result: dict[str, int] = {}
+        for sb in self.sandboxes.values():
+            result[sb.state] = result.get(sb.state, 0) + 1
+        return result
+
+
+def _version() -> str:
+    from rock_admin import __version__
+
+    return __version__
+
+
+def _rocklet_version() -> str:
+    import rocklet
+
+    return getattr(rocklet, "__version__", "")

@@ -1,0 +1,25 @@
+"""The store interface: a sandbox record is a JSON document keyed by its id, with its state indexed."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+
+class SandboxStore(ABC):
+    @abstractmethod
+    def put(self, record: dict[str, Any]) -> None:
+        """Insert or replace `record` (it has `sandbox_id` and `state`)."""
+
+    @abstractmethod
+    def insert_new(self, record: dict[str, Any]) -> bool:
+        """Insert `record` unless its id exists (a deleted one is replaced); False when the id is taken."""
+
+    @abstractmethod
+    def get(self, sandbox_id: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def list(self, states: list[str] | None = None) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def close(self) -> None: ...

@@ -1,0 +1,182 @@
+"""Start a real admin process for tests (yours and ours): `with running_admin(tmp_path) as admin: ...`.
+
+Everything it started is stopped by PID when the block ends: the admin (SIGTERM; it stops its sandboxes and
+the zygote with `stop_on_exit`), then whatever a `kill -9` left behind (sandbox inits, the zygote, cgroups).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+PREFIX = "/apis/envs/sandbox/v1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Admin:
+    state_dir: Path
+    port: int
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path = field(default_factory=Path)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self, **kw: object) -> httpx.Client:
+        return httpx.Client(base_url=self.url + PREFIX, timeout=60, **kw)  # type: ignore[arg-type]
+
+    def raw(self, **kw: object) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=60, **kw)  # type: ignore[arg-type]
+
+    def start(self) -> None:
+        self.log_path = self.state_dir / "admin.log"
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "rock_admin",
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    "--state-dir",
+                    str(self.state_dir),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 60
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"admin exited: {self.log_path.read_text()[-3000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + "/metrics", timeout=1, headers=self._auth()).status_code in (
+                    200,
+                    401,
+                ):
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"admin did not answer: {self.log_path.read_text()[-3000:]}")
+            time.sleep(0.05)
+
+    def _auth(self) -> dict[str, str]:
+        keys = self.env.get("ROCK_ADMIN_API_KEYS", "")
+        return {"X-API-Key": keys.split(",")[0]} if keys else {}
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.cleanup()
+
+    def cleanup(self) -> None:
+        """Whatever is left (after a kill -9): sandbox inits, the zygote, cgroups — by PID, from the store."""
+        db = self.state_dir / "rock-admin.db"
+        if db.exists():
+            with contextlib.closing(sqlite3.connect(db)) as conn:
+                for (record,) in conn.execute("SELECT record FROM sandboxes"):
+                    handle = json.loads(record).get("handle") or {}
+                    pid = handle.get("pid")
+                    if pid and _start_time(pid) == handle.get("pid_start"):
+                        with contextlib.suppress(OSError):
+                            os.kill(pid, signal.SIGKILL)
+                    for d in handle.get("cgroups", []):
+                        for _ in range(20):
+                            with contextlib.suppress(OSError):
+                                os.rmdir(d)
+                            if not os.path.isdir(d):
+                                break
+                            time.sleep(0.05)
+        pid_file = self.state_dir / "zygote.pid"
+        if pid_file.exists():
+            with contextlib.suppress(OSError, ValueError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def _start_time(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+@contextlib.contextmanager
+def running_admin(state_dir: Path, **settings: str) -> Iterator[Admin]:
+    env = {
+        "ROCK_ADMIN_STOP_ON_EXIT": "true",
+        "ROCK_ADMIN_AUTO_STOP_INTERVAL": "0.2",
+        "ROCK_ADMIN_LOG_LEVEL": "info",
+        **{f"ROCK_ADMIN_{k.upper()}": v for k, v in settings.items()},
+    }
+    admin = Admin(state_dir=state_dir, port=free_port(), env=env)
+    try:
+        admin.start()
+        yield admin
+    finally:
+        admin.stop()
+
+
+def ok(response: httpx.Response) -> object:
+    """The `result` of a Success envelope (asserting the envelope's shape)."""
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == {"status", "message", "error", "result"}, body
+    assert body["status"] == "Success", body
+    return body["result"]
+
+
+def failed(response: httpx.Response) -> dict:
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == {"status", "message", "error", "result"}, body
+    assert body["status"] == "Failed", body
+    return body
+
+
+def start_sandbox(http: httpx.Client, **fields: object) -> str:
+    body = {"image": "python:3.11", "memory": "512m", "cpus": 1, **fields}
+    result = ok(http.post("/start", json=body))
+    assert isinstance(result, dict)
+    return result["sandbox_id"]
+
+
+def run(http: httpx.Client, sid: str, command: str, session: str = "s", **fields: object) -> dict:
+    return ok(  # type: ignore[return-value]
+        http.post(
+            "/run_in_session",
+            json={"sandbox_id": sid, "session": session, "command": command, "check": "silent", **fields},
+        )
+    )

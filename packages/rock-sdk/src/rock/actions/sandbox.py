@@ -1,0 +1,147 @@
+"""The admin's sandbox API (`/apis/envs/sandbox/v1/*`): the envelope, start/status/list bodies.
+
+Field names and defaults follow upstream ROCK (`rock/admin/proto/*`, `rock/actions/sandbox/response.py`).
+Additions are optional fields (`auto_clear_seconds`, `failure_reason`, `limits_enforced`, ...) and the
+`failed` state (a sandbox whose rocklet died; `failure_reason` says why).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import Field
+
+from rock.actions.base import SandboxRequest, WireModel
+
+T = TypeVar("T")
+
+#: Response codes (upstream `rock/_codes.py`).
+CODE_OK = 2000
+CODE_BAD_REQUEST = 4000
+CODE_INTERNAL = 5000
+CODE_COMMAND_ERROR = 6000
+
+State = Literal["pending", "running", "stopped", "failed", "archiving", "archived", "deleted"]
+
+
+class RockResponse(WireModel, Generic[T]):
+    """The envelope of every `/apis/envs/sandbox/v1` reply (HTTP 200 even when `status` is `Failed`)."""
+
+    status: Literal["Success", "Failed"] = "Success"
+    message: str | None = None
+    error: str | None = None
+    result: T | None = None
+
+
+class SandboxResponse(WireModel):
+    """`result` of a failed call (and the base of the start reply): a code and why."""
+
+    code: int | None = None
+    exit_code: int | None = None
+    failure_reason: str | None = None
+    #: Additions: the class of the remote exception and its details, so a client can raise the same type.
+    class_path: str | None = None
+    extra_info: dict[str, Any] = Field(default_factory=dict)
+
+
+class SandboxStartRequest(WireModel):
+    """`POST /start`, `/start_async`. `memory` like `8g`, `512m`, `1.5g` or bytes; `cpus` may be fractional."""
+
+    image: str = "python:3.11"
+    image_os: str = "linux"
+    auto_clear_time_minutes: int | None = None
+    #: Upstream's SDK sends this too (minutes); accepted as an alias of `auto_clear_time_minutes`.
+    auto_clear_time: int | None = None
+    #: Addition: idle seconds before an automatic stop (wins over the minutes fields; 0 = never).
+    auto_clear_seconds: float | None = None
+    pull: str = "missing"
+    memory: str = "8g"
+    cpus: float = 2
+    limit_cpus: float | None = None
+    sandbox_id: str | None = None
+    registry_username: str | None = None
+    registry_password: str | None = None
+    startup_timeout: float | None = None
+    use_kata_runtime: bool = False
+    auto_archive_seconds: int | None = None
+    auto_delete_seconds: int | None = None
+    disk: str = "50G"
+    num_gpus: int | None = None
+    accelerator_type: str | None = None
+    #: Addition: environment variables for every session and command of the sandbox.
+    env: dict[str, str] | None = None
+
+
+class SandboxStartResponse(SandboxResponse):
+    sandbox_id: str | None = None
+    host_name: str | None = None
+    host_ip: str | None = None
+    cpus: float | None = None
+    memory: str | None = None
+    disk: str | None = None
+
+
+class PhaseStatus(WireModel):
+    """One start phase (`image_pull`, `docker_run`): waiting | running | success | failed | timeout."""
+
+    status: str = "waiting"
+    message: str = ""
+    started_at: float | None = None
+    completed_at: float | None = None
+
+
+class StateHistoryEntry(WireModel):
+    from_state: str | None = None
+    to_state: str
+    event: str
+    timestamp: float
+    reason: str = ""
+
+
+class SandboxStatusResponse(WireModel):
+    sandbox_id: str
+    status: dict[str, PhaseStatus] = Field(default_factory=dict)
+    port_mapping: dict[str, Any] = Field(default_factory=dict)
+    host_name: str | None = None
+    host_ip: str | None = None
+    is_alive: bool = False
+    image: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    gateway_version: str | None = None
+    swe_rex_version: str | None = None
+    user_id: str | None = None
+    experiment_id: str | None = None
+    namespace: str | None = None
+    cpus: float | None = None
+    memory: str | None = None
+    num_gpus: int | None = None
+    accelerator_type: str | None = None
+    disk: str | None = None
+    state: State | None = None
+    start_time: float | None = None
+    stop_time: float | None = None
+    create_time: float | None = None
+    delete_time: float | None = None
+    auto_stop_time: float | None = None
+    state_history: list[StateHistoryEntry] = Field(default_factory=list)
+    # Additions.
+    failure_reason: str | None = None
+    auto_clear_seconds: float | None = None
+    last_activity_time: float | None = None
+    isolation: str | None = None
+    limits_enforced: bool | None = None
+    limits_message: str | None = None
+
+
+class SandboxIdRequest(SandboxRequest):
+    """`POST /stop`, `/delete`, `/restart`: `{"sandbox_id"}`."""
+
+    sandbox_id: str | None = None
+
+
+class SandboxListResponse(WireModel):
+    """`GET /sandboxes?state=&image=&user_id=&experiment_id=&namespace=&page=&page_size=`."""
+
+    items: list[SandboxStatusResponse] = Field(default_factory=list)
+    total: int = 0
+    has_more: bool = False

@@ -1,0 +1,126 @@
+"""The SDK against a real `rock-admin serve` (real sandboxes): the seed examples as written, and the rest."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+testing = pytest.importorskip("rock_admin.testing", reason="the SDK tests need rock-admin (test extra)")
+
+import rock  # noqa: E402
+from rock.exceptions import NonZeroExitCodeError  # noqa: E402
+from rock.sdk.sandbox.client import Sandbox, SandboxGroup, SandboxRequestError, SandboxStartError  # noqa: E402
+from rock.sdk.sandbox.config import SandboxConfig, SandboxGroupConfig  # noqa: E402
+from rock.sdk.sandbox.request import CreateBashSessionRequest  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with testing.running_admin(tmp_path_factory.mktemp("sdk-admin")) as admin:
+        old = os.environ.get("ROCK_BASE_URL")
+        os.environ["ROCK_BASE_URL"] = admin.url
+        try:
+            yield admin.url
+        finally:
+            if old is None:
+                os.environ.pop("ROCK_BASE_URL", None)
+            else:
+                os.environ["ROCK_BASE_URL"] = old
+
+
+def test_seed_example_as_written(base_url: str) -> None:
+    async def main() -> str:
+        config = SandboxConfig(image="python:3.11", memory="8g", cpus=2.0)
+        sandbox = Sandbox(config)
+        await sandbox.start()
+        await sandbox.create_session(CreateBashSessionRequest(session="bash-1"))
+        result = await sandbox.arun(cmd="echo Hello Rock", session="bash-1")
+        await sandbox.stop()
+        return result.output
+
+    assert asyncio.run(main()).strip() == "Hello Rock"
+
+
+def test_rock_make_loop_as_written(base_url: str) -> None:
+    env = rock.make("game:Sokoban-v0-easy")
+    observation, info = env.reset(seed=42)
+    assert isinstance(observation, str)
+    observation, reward, terminated, truncated, info = env.step("\\boxed{up}")
+    assert isinstance(reward, float) and isinstance(terminated, bool) and isinstance(truncated, bool)
+    assert isinstance(info, dict)
+    env.close()
+    env.close()  # idempotent
+
+
+def test_sandbox_surface(base_url: str, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with Sandbox(SandboxConfig(memory="512m", cpus=1)) as sb:
+            assert sb.sandbox_id and (await sb.is_alive()).is_alive
+            # normal arun: temp session; a non-zero exit raises (upstream), check="silent" returns it.
+            assert (await sb.arun("echo $((6*7))")).output.strip() == "42"
+            with pytest.raises(NonZeroExitCodeError) as err:
+                await sb.arun("false")
+            assert sb.sandbox_id in str(err.value)
+            assert (await sb.arun("(exit 5)", check="silent")).exit_code == 5
+            # nohup: a background process with its real exit code; output_file keeps the output.
+            obs = await sb.arun("echo from-nohup; exit 3", mode="nohup", wait_timeout=30)
+            assert obs.exit_code == 3 and obs.output.strip() == "from-nohup"
+            obs = await sb.arun("echo in-file", mode="nohup", output_file="/tmp/out/log.txt")
+            assert obs.exit_code == 0 and obs.output.strip() == "in-file"
+            # files both ways
+            await sb.write_file_by_path("hello", "/tmp/x/y.txt")
+            from rock.actions import ReadFileRequest
+
+            assert (await sb.read_file(ReadFileRequest(path="/tmp/x/y.txt"))).content == "hello"
+            src = tmp_path / "up.bin"
+            src.write_bytes(b"\x00\xffdata")
+            assert (await sb.upload_by_path(src, "/tmp/up.bin")).success
+            back = await sb.download("/tmp/up.bin", tmp_path / "down.bin")
+            assert back.read_bytes() == b"\x00\xffdata"
+            with pytest.raises(FileNotFoundError):
+                await sb.download("/tmp/nope", tmp_path / "nope")
+            # background process + streaming
+            from rock.actions import StartProcessRequest
+
+            proc = await sb.start_process(StartProcessRequest(command="for i in 1 2 3; do echo $i; done"))
+            chunks = b"".join([c async for c in sb.stream_process(proc.process_id)])
+            assert chunks.split() == [b"1", b"2", b"3"]
+            status = await sb.get_status()
+            assert status.state == "running" and status.limits_enforced in (True, False)
+            sid = sb.sandbox_id
+        # stopped: data-plane calls fail with a typed error naming the sandbox
+        again = Sandbox(SandboxConfig())
+        await again.attach(sid)
+        with pytest.raises(SandboxRequestError) as err:
+            await again.arun("echo hi", session="s")
+        assert sid in str(err.value) and "not running" in str(err.value)
+        await again.close()
+
+    asyncio.run(main())
+
+
+def test_start_failures_are_typed_and_explained(base_url: str) -> None:
+    async def main() -> None:
+        with pytest.raises(SandboxStartError) as err:
+            await Sandbox(SandboxConfig(image="nope:1")).start()
+        assert "available images" in str(err.value) and "python:3.11" in str(err.value)
+        with pytest.raises(SandboxStartError) as err:
+            await Sandbox(SandboxConfig(memory="512m", startup_timeout=0.001)).start()
+        assert "startup timeout" in str(err.value) or "did not become alive" in str(err.value)
+
+    asyncio.run(main())
+
+
+def test_sandbox_group(base_url: str) -> None:
+    async def main() -> None:
+        group = SandboxGroup(SandboxGroupConfig(size=3, start_concurrency=3, memory="512m", cpus=1))
+        await group.start()
+        outs = await asyncio.gather(*(sb.arun("hostname") for sb in group.sandbox_list))
+        assert len({o.output.strip() for o in outs}) == 3
+        await group.stop()
+
+    asyncio.run(main())

@@ -43,6 +43,9 @@ def _validation_error(request: Request[Any, Any, Any], exc: Exception) -> Respon
 
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    if exc.status_code == 400 and request.url.path.startswith(SANDBOX_PREFIX):
+        # A body that is not JSON at all (Litestar's 400, not a ValidationException): the envelope too.
+        return _validation_error(request, exc)
     return Response({"detail": exc.detail}, status_code=exc.status_code)
 
 

@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
 
 import httpx
 from litestar import Response
-from pydantic import BaseModel, ValidationError
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, Operation, Reference, RequestBody, Schema
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from rock.actions import CODE_BAD_REQUEST, CODE_COMMAND_ERROR, CODE_INTERNAL
 from rock.exceptions import (
@@ -27,6 +30,74 @@ log = logging.getLogger("rock_admin.api")
 T = TypeVar("T")
 _JSON = "application/json"
 _COMMAND_ERRORS = (NonZeroExitCodeError, CommandTimeoutError, BashIncorrectSyntaxError)
+
+
+class Envelope(BaseModel):
+    """ROCK's envelope, as declared in the OpenAPI schema (every sandbox API answer, HTTP 200)."""
+
+    status: Literal["Success", "Failed"]
+    message: str | None
+    error: str | None
+    result: Any
+
+
+#: The OpenAPI declaration of a sandbox API route: HTTP 200 with the envelope (a POST answers 200, not 201).
+ENVELOPE_RESPONSES = {200: ResponseSpec(Envelope, description="ROCK's envelope (Success or Failed)")}
+#: A streamed route: the bytes, or (an error before the first byte) a Failed envelope; see `StreamOperation`.
+STREAM_RESPONSES = {
+    200: ResponseSpec(
+        bytes,
+        description="the bytes; an error comes as ROCK's Failed envelope (application/json)",
+        media_type="application/octet-stream",
+        generate_examples=False,
+    )
+}
+
+
+@dataclass
+class StreamOperation(Operation):
+    """Declares the JSON envelope next to the streamed bytes (Litestar's ResponseSpec takes one media type)."""
+
+    def __post_init__(self) -> None:
+        ok = (self.responses or {}).get("200")
+        if ok is not None and not isinstance(ok, Reference) and ok.content is not None:
+            ok.content[_JSON] = OpenAPIMediaType(schema=Reference(ref="#/components/schemas/Envelope"))
+
+
+@dataclass
+class _RawSchema(Schema):
+    """A JSON schema given as a dict (pydantic's), emitted as is."""
+
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def to_schema(self) -> dict[str, Any]:
+        return self.raw
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        ref = node.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+def raw_body_operation(body_type: Any) -> type[Operation]:
+    """For a route that reads its body raw (the hot paths: forwarded unparsed), declare the body it expects."""
+    schema = TypeAdapter(body_type).json_schema()
+    schema = _inline(schema, schema.get("$defs", {}))
+
+    @dataclass
+    class RawBodyOperation(Operation):
+        def __post_init__(self) -> None:
+            self.request_body = RequestBody(
+                content={_JSON: OpenAPIMediaType(schema=_RawSchema(raw=schema))}, required=True
+            )
+
+    return RawBodyOperation
 
 
 def success(result: Any = None, message: str | None = None) -> Response[bytes]:

@@ -9,14 +9,31 @@ import json
 from typing import Any
 
 from litestar import Request, Response, Router, post
+from litestar.openapi.datastructures import ResponseSpec
 from pydantic import BaseModel
 
-from rock.actions import EnvCloseRequest, EnvMakeRequest
-from rock_admin.api.envelope import class_path
+from rock.actions import EnvCloseRequest, EnvMakeRequest, EnvResetRequest, EnvStepRequest
+from rock_admin.api.envelope import class_path, raw_body_operation
 from rock_admin.service.gem import GemService
 from rock_admin.service.lifecycle import SandboxError, SandboxNotFoundError, SandboxNotRunningError
 
 PREFIX = "/apis/v1/envs/gem"
+
+
+class GemError(BaseModel):
+    """A GEM error (HTTP 4xx): `{"detail"}`, plus `class_path` for a remote exception."""
+
+    detail: Any
+    class_path: str | None = None
+
+
+#: The OpenAPI declaration of a GEM route: raw JSON with HTTP 200 (as upstream), errors `{"detail"}`.
+GEM_RESPONSES = {
+    200: ResponseSpec(dict[str, Any], description="the GEM reply, raw JSON (no envelope)"),
+    400: ResponseSpec(GemError, description="a bad request (unknown env, bad action, ...)"),
+    404: ResponseSpec(GemError, description="no such env, or its sandbox is not running"),
+    422: ResponseSpec(GemError, description="the body does not validate"),
+}
 
 
 def _gem(request: Request[Any, Any, Any]) -> GemService:
@@ -45,30 +62,30 @@ async def _reply(call: Any) -> Response[Any]:
     return Response(body, media_type="application/json", status_code=200)
 
 
-@post("/make")
+@post("/make", status_code=200, responses=GEM_RESPONSES)
 async def make(request: Request[Any, Any, Any], data: EnvMakeRequest) -> Response[Any]:
     return await _reply(_gem(request).make(data))
 
 
-@post("/reset")
+@post("/reset", status_code=200, responses=GEM_RESPONSES, operation_class=raw_body_operation(EnvResetRequest))
 async def reset(request: Request[Any, Any, Any]) -> Response[Any]:
     """Body `{"sandbox_id", "seed"?}` (`EnvResetRequest`) → `{"observation", "info"}`."""
     return await _reply(_gem(request).forward_raw("reset", await request.body()))
 
 
-@post("/step")
+@post("/step", status_code=200, responses=GEM_RESPONSES, operation_class=raw_body_operation(EnvStepRequest))
 async def step(request: Request[Any, Any, Any]) -> Response[Any]:
     """Body `{"sandbox_id", "action"}` (`EnvStepRequest`) → `{"observation", "reward", "terminated",
     "truncated", "info"}`."""
     return await _reply(_gem(request).forward_raw("step", await request.body()))
 
 
-@post("/close")
+@post("/close", status_code=200, responses=GEM_RESPONSES)
 async def close(request: Request[Any, Any, Any], data: EnvCloseRequest) -> Response[Any]:
     return await _reply(_gem(request).close(data))
 
 
-@post("/list")
+@post("/list", status_code=200, responses=GEM_RESPONSES)
 async def list_envs(request: Request[Any, Any, Any], data: EnvCloseRequest) -> Response[Any]:
     return await _reply(_gem(request).list(data))
 

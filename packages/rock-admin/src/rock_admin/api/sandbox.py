@@ -16,6 +16,8 @@ from litestar.response import Stream
 from pydantic import BaseModel
 
 from rock.actions import (
+    BashAction,
+    BashInterruptAction,
     CloseBashSessionRequest,
     Command,
     CreateBashSessionRequest,
@@ -33,7 +35,16 @@ from rock.actions import (
     WriteFileRequest,
 )
 from rock.rocklet_client import raise_for_response
-from rock_admin.api.envelope import envelope, failed, from_exception, success
+from rock_admin.api.envelope import (
+    ENVELOPE_RESPONSES,
+    STREAM_RESPONSES,
+    StreamOperation,
+    envelope,
+    failed,
+    from_exception,
+    raw_body_operation,
+    success,
+)
 from rock_admin.service.lifecycle import SandboxError, SandboxService
 
 PREFIX = "/apis/envs/sandbox/v1"
@@ -84,7 +95,7 @@ def hello() -> dict[str, str]:
 # ---------------------------------------------------------------------------- lifecycle
 
 
-@post("/start_async")
+@post("/start_async", status_code=200, responses=ENVELOPE_RESPONSES)
 async def start_async(request: Request[Any, Any, Any], data: SandboxStartRequest) -> Response[bytes]:
     svc = _svc(request)
     try:
@@ -94,7 +105,7 @@ async def start_async(request: Request[Any, Any, Any], data: SandboxStartRequest
     return success(_start_response(svc, sb))
 
 
-@post("/start")
+@post("/start", status_code=200, responses=ENVELOPE_RESPONSES)
 async def start(request: Request[Any, Any, Any], data: SandboxStartRequest) -> Response[bytes]:
     """Start and wait (up to 85 s) until the sandbox answers; a failure says why."""
     svc = _svc(request)
@@ -118,7 +129,7 @@ async def start(request: Request[Any, Any, Any], data: SandboxStartRequest) -> R
     return success(_start_response(svc, sb))
 
 
-@get("/is_alive")
+@get("/is_alive", responses=ENVELOPE_RESPONSES)
 async def is_alive(request: Request[Any, Any, Any], sandbox_id: str | None = None) -> Response[bytes]:
     svc = _svc(request)
     try:
@@ -133,7 +144,7 @@ async def is_alive(request: Request[Any, Any, Any], sandbox_id: str | None = Non
     return success(await sb.client.is_alive(timeout=5.0))
 
 
-@get("/get_status")
+@get("/get_status", responses=ENVELOPE_RESPONSES)
 async def get_status(
     request: Request[Any, Any, Any], sandbox_id: str | None = None, include_all_states: bool = False
 ) -> Response[bytes]:
@@ -153,7 +164,7 @@ async def get_status(
     return success(status)
 
 
-@get("/sandboxes")
+@get("/sandboxes", responses=ENVELOPE_RESPONSES)
 async def list_sandboxes(
     request: Request[Any, Any, Any],
     state_filter: str | None = Parameter(query="state", default=None),
@@ -189,7 +200,7 @@ async def list_sandboxes(
     )
 
 
-@post("/stop")
+@post("/stop", status_code=200, responses=ENVELOPE_RESPONSES)
 async def stop(request: Request[Any, Any, Any], data: SandboxIdRequest) -> Response[bytes]:
     svc = _svc(request)
     try:
@@ -199,7 +210,7 @@ async def stop(request: Request[Any, Any, Any], data: SandboxIdRequest) -> Respo
     return success(f"sandbox {sb.id} is {sb.state}")
 
 
-@post("/delete")
+@post("/delete", status_code=200, responses=ENVELOPE_RESPONSES)
 async def delete_sandbox(request: Request[Any, Any, Any], data: SandboxIdRequest) -> Response[bytes]:
     svc = _svc(request)
     try:
@@ -221,22 +232,22 @@ async def _restart(svc: SandboxService, sandbox_id: str | None) -> Response[byte
     return success(_start_response(svc, sb))
 
 
-@post("/restart")
+@post("/restart", status_code=200, responses=ENVELOPE_RESPONSES)
 async def restart(request: Request[Any, Any, Any], data: SandboxIdRequest) -> Response[bytes]:
     return await _restart(_svc(request), data.sandbox_id)
 
 
-@post("/sandboxes/{sandbox_id:str}/restart")
+@post("/sandboxes/{sandbox_id:str}/restart", status_code=200, responses=ENVELOPE_RESPONSES)
 async def restart_by_path(request: Request[Any, Any, Any], sandbox_id: str) -> Response[bytes]:
     return await _restart(_svc(request), sandbox_id)
 
 
-@post("/sandboxes/{sandbox_id:str}/archive")
+@post("/sandboxes/{sandbox_id:str}/archive", status_code=200, responses=ENVELOPE_RESPONSES)
 async def archive(sandbox_id: str) -> Response[bytes]:
     return failed(f"archive is not implemented yet (sandbox {sandbox_id})", 4000)
 
 
-@post("/commit")
+@post("/commit", status_code=200, responses=ENVELOPE_RESPONSES)
 async def commit() -> Response[bytes]:
     return failed("commit is not implemented yet by the process runtime", 4000)
 
@@ -244,22 +255,27 @@ async def commit() -> Response[bytes]:
 # ---------------------------------------------------------------------------- data plane
 
 
-@get("/get_sandbox_statistics")
+@get("/get_sandbox_statistics", responses=ENVELOPE_RESPONSES)
 async def statistics(request: Request[Any, Any, Any], sandbox_id: str | None = None) -> Response[bytes]:
     return await envelope(_svc(request).call(sandbox_id, lambda c: c.get_statistics()), sandbox_id)
 
 
-@post("/execute")
+@post("/execute", status_code=200, responses=ENVELOPE_RESPONSES)
 async def execute(request: Request[Any, Any, Any], data: Command) -> Response[bytes]:
     return await _forward(request, data.sandbox_id, "/execute")
 
 
-@post("/create_session")
+@post("/create_session", status_code=200, responses=ENVELOPE_RESPONSES)
 async def create_session(request: Request[Any, Any, Any], data: CreateBashSessionRequest) -> Response[bytes]:
     return await _forward(request, data.sandbox_id, "/create_session")
 
 
-@post("/run_in_session")
+@post(
+    "/run_in_session",
+    status_code=200,
+    responses=ENVELOPE_RESPONSES,
+    operation_class=raw_body_operation(BashAction | BashInterruptAction),
+)
 async def run_in_session(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Body: a `BashAction` or `BashInterruptAction` plus `sandbox_id` (upstream's `SandboxBashAction`).
 
@@ -285,27 +301,27 @@ async def run_in_session(request: Request[Any, Any, Any]) -> Response[bytes]:
     return Response(_HEAD + payload + b"}", media_type="application/json", status_code=200)
 
 
-@post("/close_session")
+@post("/close_session", status_code=200, responses=ENVELOPE_RESPONSES)
 async def close_session(request: Request[Any, Any, Any], data: CloseBashSessionRequest) -> Response[bytes]:
     return await _forward(request, data.sandbox_id, "/close_session")
 
 
-@post("/read_file")
+@post("/read_file", status_code=200, responses=ENVELOPE_RESPONSES)
 async def read_file(request: Request[Any, Any, Any], data: ReadFileRequest) -> Response[bytes]:
     return await _forward(request, data.sandbox_id, "/read_file")
 
 
-@post("/write_file")
+@post("/write_file", status_code=200, responses=ENVELOPE_RESPONSES)
 async def write_file(request: Request[Any, Any, Any], data: WriteFileRequest) -> Response[bytes]:
     return await _forward(request, data.sandbox_id, "/write_file")
 
 
-@post("/read_file_bytes")
+@post("/read_file_bytes", status_code=200, responses=ENVELOPE_RESPONSES)
 async def read_file_bytes(request: Request[Any, Any, Any], data: ReadFileBytesRequest) -> Response[bytes]:
     return await _forward(request, data.sandbox_id, "/read_file_bytes")
 
 
-@post("/write_file_bytes")
+@post("/write_file_bytes", status_code=200, responses=ENVELOPE_RESPONSES)
 async def write_file_bytes(request: Request[Any, Any, Any], data: WriteFileBytesRequest) -> Response[bytes]:
     return await _forward(request, data.sandbox_id, "/write_file_bytes")
 
@@ -318,7 +334,7 @@ class UploadForm:
     unzip: bool = False
 
 
-@post("/upload")
+@post("/upload", status_code=200, responses=ENVELOPE_RESPONSES)
 async def upload(
     request: Request[Any, Any, Any],
     data: UploadForm = Body(media_type=RequestEncodingType.MULTI_PART),  # noqa: B008
@@ -365,7 +381,7 @@ async def _stream(
     return Stream(chunks(), media_type=media_type, status_code=200)
 
 
-@get("/download")
+@get("/download", responses=STREAM_RESPONSES, operation_class=StreamOperation)
 async def download(request: Request[Any, Any, Any], sandbox_id: str, path: str) -> Response[Any]:
     """The file's bytes (a directory comes as .tar.gz); errors come as a Failed envelope."""
     return await _stream(
@@ -376,14 +392,14 @@ async def download(request: Request[Any, Any, Any], sandbox_id: str, path: str) 
 # ---------------------------------------------------------------------------- background processes
 
 
-@post("/processes")
+@post("/processes", status_code=200, responses=ENVELOPE_RESPONSES)
 async def start_process(request: Request[Any, Any, Any], data: StartProcessRequest) -> Response[bytes]:
     return await envelope(
         _svc(request).call(data.sandbox_id, lambda c: c.start_process(_strip(data))), data.sandbox_id
     )
 
 
-@get("/processes")
+@get("/processes", responses=ENVELOPE_RESPONSES)
 async def list_processes(request: Request[Any, Any, Any], sandbox_id: str) -> Response[bytes]:
     async def go(c: Any) -> Any:
         return {"processes": [p.model_dump() for p in await c.list_processes()]}
@@ -391,12 +407,12 @@ async def list_processes(request: Request[Any, Any, Any], sandbox_id: str) -> Re
     return await envelope(_svc(request).call(sandbox_id, go), sandbox_id)
 
 
-@get("/processes/{process_id:str}")
+@get("/processes/{process_id:str}", responses=ENVELOPE_RESPONSES)
 async def get_process(request: Request[Any, Any, Any], process_id: str, sandbox_id: str) -> Response[bytes]:
     return await envelope(_svc(request).call(sandbox_id, lambda c: c.get_process(process_id)), sandbox_id)
 
 
-@get("/processes/{process_id:str}/output")
+@get("/processes/{process_id:str}/output", responses=ENVELOPE_RESPONSES)
 async def process_output(
     request: Request[Any, Any, Any],
     process_id: str,
@@ -413,7 +429,7 @@ async def process_output(
     )
 
 
-@get("/processes/{process_id:str}/stream")
+@get("/processes/{process_id:str}/stream", responses=STREAM_RESPONSES, operation_class=StreamOperation)
 async def stream_process(
     request: Request[Any, Any, Any], process_id: str, sandbox_id: str, stream: str = "stdout", offset: int = 0
 ) -> Response[Any]:
@@ -425,7 +441,7 @@ async def stream_process(
     )
 
 
-@post("/processes/{process_id:str}/wait")
+@post("/processes/{process_id:str}/wait", status_code=200, responses=ENVELOPE_RESPONSES)
 async def wait_process(
     request: Request[Any, Any, Any], process_id: str, data: WaitProcessRequest
 ) -> Response[bytes]:
@@ -435,7 +451,7 @@ async def wait_process(
     )
 
 
-@post("/processes/{process_id:str}/kill")
+@post("/processes/{process_id:str}/kill", status_code=200, responses=ENVELOPE_RESPONSES)
 async def kill_process(
     request: Request[Any, Any, Any], process_id: str, data: KillProcessRequest
 ) -> Response[bytes]:
@@ -445,7 +461,7 @@ async def kill_process(
     )
 
 
-@delete("/processes/{process_id:str}", status_code=200)
+@delete("/processes/{process_id:str}", status_code=200, responses=ENVELOPE_RESPONSES)
 async def remove_process(
     request: Request[Any, Any, Any], process_id: str, sandbox_id: str
 ) -> Response[bytes]:

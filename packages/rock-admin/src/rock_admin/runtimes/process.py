@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rock_admin.runtimes.base import Handle, Runtime, SandboxSpec, SandboxStartError
-from rock_admin.runtimes.cgroups import Cgroups
+from rock_admin.runtimes.cgroups import Cgroups, Limits
 
 log = logging.getLogger("rock_admin.runtime")
 
@@ -110,6 +110,7 @@ class ProcessRuntime(Runtime):
         self.cgroups = Cgroups(cgroup_parent or "rock-admin")
         self._watched: dict[int, int] = {}  # pidfd → pid
         self._zygote_pid = 0
+        self._python_paths: list[str] | None = None
 
     # ------------------------------------------------------------------ zygote
 
@@ -178,14 +179,9 @@ class ProcessRuntime(Runtime):
         isolate = self.isolation == "namespaces"
         sdir = self.sandboxes_dir / spec.sandbox_id
         dirs = {name: sdir / name for name in ("root", "tmp", "home", "run")}
-        for d in dirs.values():
-            d.mkdir(parents=True, exist_ok=True)
-        dirs["tmp"].chmod(0o1777)
-        with contextlib.suppress(FileNotFoundError):
-            (dirs["run"] / "exit.json").unlink()
-        limits = await asyncio.to_thread(
-            self.cgroups.create, spec.sandbox_id, spec.memory_bytes, spec.cpus, spec.pids_max
-        )
+        # The private dirs and the cgroups in one trip to a worker thread (file system calls stay off the
+        # event loop, which serves every other request meanwhile).
+        limits = await asyncio.to_thread(self._prepare, spec, dirs)
         payload = {
             "sandbox_id": spec.sandbox_id,
             "isolate": isolate,
@@ -236,6 +232,14 @@ class ProcessRuntime(Runtime):
             cgroups=limits.dirs,
         )
 
+    def _prepare(self, spec: SandboxSpec, dirs: dict[str, Path]) -> Limits:
+        for d in dirs.values():
+            os.makedirs(d, exist_ok=True)
+        os.chmod(dirs["tmp"], 0o1777)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(dirs["run"] / "exit.json")
+        return self.cgroups.create(spec.sandbox_id, spec.memory_bytes, spec.cpus, spec.pids_max)
+
     def connect_path(self, handle: Handle) -> str:
         if len(handle.uds) <= UDS_MAX:
             return handle.uds
@@ -255,9 +259,11 @@ class ProcessRuntime(Runtime):
     def _extra_binds(self, spec: SandboxSpec) -> list[str]:
         """Host paths of the rocklet's interpreter to bind into the sandbox: all of them for an imported image,
         and for the host's root those under a hidden path (e.g. a Python under /root)."""
-        paths = _python_paths()
+        if self._python_paths is None:  # the interpreter's paths do not change: resolved once (realpath)
+            self._python_paths = _python_paths()
+        paths = self._python_paths
         if not spec.image.is_host:
-            return paths
+            return list(paths)
         return [p for p in paths if any(p == h or p.startswith(h.rstrip("/") + "/") for h in self.hide)]
 
     def is_running(self, handle: Handle) -> bool:

@@ -3,10 +3,14 @@
 Forking a warm interpreter (copy-on-write) instead of starting a fresh one makes a sandbox start in
 milliseconds and cost a few MiB. Per request (one JSON line on the control socket):
 
-    zygote ──fork──> A: joins the cgroups, unshare(pid, mount, net, uts, ipc), forks B, reports B's pid, exits
-                     B: pid 1 of the new pid namespace: builds the read-only root with private writable dirs,
-                        pivots into it, forks C, then reaps orphans until C exits (the namespace dies with B)
-                     C: the rocklet (capabilities dropped), serving on a Unix socket in its private run dir
+    zygote: unshare(pid) (for its next child only), fork B, setns back to its own pid namespace
+      B: pid 1 of the new pid namespace: joins the cgroups, unshare(mount, net, uts, ipc), builds the
+         read-only root with private writable dirs, pivots into it, forks C, reports (its host pid, on the
+         request's connection), then reaps orphans until C exits (the namespace dies with B)
+      C: the rocklet (capabilities dropped), serving on a Unix socket in its private run dir
+
+(No intermediate process between the zygote and B: every fork of this ~60 MB interpreter costs a page-table
+copy, copy-on-write faults and an exit, the largest CPU costs of a sandbox start when profiled.)
 
 The zygote is single-threaded and never runs an event loop, so forking it is safe. It keeps running when the
 admin is killed (its own session), and so do the sandboxes: an admin restart finds both again.
@@ -56,6 +60,9 @@ PRELOAD = (
     "termios",
     "asyncio.subprocess",
     "concurrent.futures.thread",
+    # Litestar's lifespan opens an anyio task group, which imports anyio's asyncio backend lazily: ~5-7 ms of
+    # imports in every sandbox when it is not loaded here (profiled: the largest single cost of a child).
+    "anyio._backends._asyncio",
     "gem_envs",
 )
 for _name in PRELOAD:
@@ -169,8 +176,21 @@ def _run_rocklet(spec: dict[str, Any], run_dir: str, listen_fd: int) -> None:
 def _init(spec: dict[str, Any], report_fd: int) -> None:
     """B: set up the root, start C, reap until C exits; write C's end to `exit.json` (never returns)."""
     run_dir = RUN_DIR if spec["isolate"] else spec["run_dir"]
+    host_pid = 0
     try:
+        # The zygote ignores SIGCHLD (auto-reaping); as pid 1, B waits for its children itself.
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+        os.closerange(3, report_fd)  # the zygote's control socket and whatever else it held open
+        os.closerange(report_fd + 1, _MAX_FD)
+        os.setsid()
+        # Our pid as the host (and the admin) sees it: /proc is still the host's here.
+        host_pid = int(os.readlink("/proc/self")) if spec["isolate"] else os.getpid()
+        for procs in spec.get("cgroup_procs", []):
+            with open(procs, "w") as f:
+                f.write("0")  # "0": the writing process (B is pid 1 in its own pid namespace)
         if spec["isolate"]:
+            linux.unshare(linux.CLONE_ALL & ~linux.CLONE_NEWPID)  # the pid namespace is B's already
             socket.sethostname(spec["hostname"])
             linux.loopback_up()
             _build_root(spec)
@@ -191,7 +211,11 @@ def _init(spec: dict[str, Any], report_fd: int) -> None:
         listener.listen(2048)
         listener.set_inheritable(True)
     except BaseException as exc:
-        _write_json(report_fd, {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()})
+        with contextlib.suppress(BaseException):
+            _write_json(
+                report_fd,
+                {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc(), "pid": host_pid},
+            )
         os._exit(1)
     child = os.fork()
     if child == 0:
@@ -202,7 +226,8 @@ def _init(spec: dict[str, Any], report_fd: int) -> None:
             traceback.print_exc()
         os._exit(70)
     listener.close()
-    _write_json(report_fd, {"ok": True, "rocklet_pid_in_ns": child})
+    with contextlib.suppress(OSError):
+        _write_json(report_fd, {"ok": True, "rocklet_pid_in_ns": child, "pid": host_pid})
     os.close(report_fd)
     # pid 1 gets no default signal actions: forward TERM/INT to the rocklet, ignore the rest.
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -227,34 +252,50 @@ def _init(spec: dict[str, Any], report_fd: int) -> None:
             os._exit(end.get("exit_code", 128 + end.get("signal", 0)))
 
 
-def _spawn(conn: socket.socket, spec: dict[str, Any]) -> None:
-    """A: cgroups, namespaces, fork B, report, exit (never returns)."""
-    fd = conn.fileno()
+#: Highest fd a sandbox's init closes up to (close_range: one syscall however large).
+_MAX_FD = 1 << 20
+#: The zygote's own pid namespace (an fd on it), to go back to after each `unshare(CLONE_NEWPID)`.
+_OWN_PID_NS = -1
+
+
+def _fork_sandbox(server: socket.socket, conn: socket.socket, spec: dict[str, Any]) -> None:
+    """In the zygote: fork B straight into a new pid namespace (B reports on `conn` itself)."""
+    global _OWN_PID_NS
+    isolate = bool(spec.get("isolate"))
     try:
-        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_DFL)
-        os.setsid()
-        for procs in spec.get("cgroup_procs", []):
-            with open(procs, "w") as f:
-                f.write(str(os.getpid()))
-        if spec["isolate"]:
-            linux.unshare(linux.CLONE_ALL)
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(r)
-            os.closerange(3, w)
-            _init(spec, w)
-        os.close(w)
-        with os.fdopen(r, "rb") as f:
-            line = f.readline()
-        result = json.loads(line) if line else {"error": "sandbox init exited during setup"}
-        result["pid"] = pid
-        _write_json(fd, result)
-    except BaseException as exc:
-        with contextlib.suppress(BaseException):
-            _write_json(fd, {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()})
-    os._exit(0)
+        if isolate:
+            if _OWN_PID_NS < 0:
+                _OWN_PID_NS = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+            # Only the zygote's *next child* goes into the new pid namespace (as its pid 1); the zygote
+            # itself stays where it is, and forks into its own namespace again right after.
+            linux.unshare(linux.CLONE_NEWPID)
+        try:
+            pid = os.fork()
+        except OSError:
+            if isolate:
+                linux.setns(_OWN_PID_NS, linux.CLONE_NEWPID)
+            raise
+        if pid and isolate:  # in the zygote only (B cannot, and must not, go back)
+            try:
+                linux.setns(_OWN_PID_NS, linux.CLONE_NEWPID)
+            except OSError as exc:
+                # Never expected; a zygote whose next children would share that namespace must not go on:
+                # the admin starts a new zygote when this one is gone.
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+                with contextlib.suppress(OSError):
+                    conn.sendall((json.dumps({"error": f"zygote: setns failed: {exc}"}) + "\n").encode())
+                os._exit(1)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            conn.sendall((json.dumps({"error": f"{type(exc).__name__}: {exc}"}) + "\n").encode())
+        return
+    if pid == 0:
+        try:
+            server.close()
+            _init(spec, conn.fileno())
+        finally:
+            os._exit(70)
 
 
 #: The rocklet app, built once here; each sandbox re-initialises its runtime in place (`Runtime.__init__`),
@@ -265,13 +306,13 @@ _AUTH: Any = None
 _UVICORN_CONFIG: Any = None
 
 
-async def _asgi_get(app: Any, path: str) -> None:
+async def _asgi_get(app: Any, path: str, method: str = "GET", body: bytes = b"") -> None:
     """One in-process request (no sockets, no threads), to warm the app's lazy caches."""
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
-        "method": "GET",
+        "method": method,
         "scheme": "http",
         "path": path,
         "raw_path": path.encode(),
@@ -288,7 +329,7 @@ async def _asgi_get(app: Any, path: str) -> None:
         nonlocal sent
         if not sent:
             sent = True
-            return {"type": "http.request", "body": b"", "more_body": False}
+            return {"type": "http.request", "body": body, "more_body": False}
         return {"type": "http.disconnect"}
 
     async def send(message: dict[str, Any]) -> None:
@@ -320,6 +361,11 @@ def _warm_up() -> None:
         try:
             for path in ("/is_alive", "/", "/version"):
                 loop.run_until_complete(_asgi_get(_PREBUILT, path))
+            # The first requests of every sandbox (create a session, run in it): routed, their handler
+            # signatures resolved and the error path exercised with a body that is refused before anything runs
+            # (no shell is started here), so each child does not pay Litestar's first-call costs again.
+            for path in ("/create_session", "/run_in_session", "/execute", "/close_session"):
+                loop.run_until_complete(_asgi_get(_PREBUILT, path, "POST", b"{"))
         finally:
             loop.close()
     finally:
@@ -349,7 +395,7 @@ def serve(control_path: str) -> None:
     server.listen(256)
     with open(os.path.join(os.path.dirname(control_path), "zygote.pid"), "w") as f:
         f.write(str(os.getpid()))
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # A-processes are reaped by the kernel
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # sandbox inits (our children) are reaped by the kernel
     gc.collect()
     gc.freeze()  # keep the collector from touching (and un-sharing) the preloaded objects in children
     while True:
@@ -376,9 +422,7 @@ def serve(control_path: str) -> None:
                     conn.sendall((json.dumps({"error": f"bad request: {exc}"}) + "\n").encode())
                 continue
             conn.settimeout(None)
-            if os.fork() == 0:
-                server.close()
-                _spawn(conn, spec)
+            _fork_sandbox(server, conn, spec)
 
 
 if __name__ == "__main__":

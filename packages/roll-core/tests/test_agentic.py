@@ -155,6 +155,13 @@ def test_scheduler_groups_share_seeds_and_ids(tok):
     # the next batch moves to new episodes (new seeds)
     trajs2, _ = sched.get_batch(8)
     assert {t.seed for t in trajs2}.isdisjoint({t.seed for t in trajs})
+    # closing the scheduler closes every env it made (a ROCK-hosted env holds a sandbox until closed)
+    closed = []
+    for slot in sched.slots:
+        slot.env.close = lambda slot=slot: closed.append(slot.env_id)
+    sched.close()
+    assert sorted(closed) == sorted(s.env_id for s in sched.slots)
+    assert all(s.env is None for s in sched.slots)
     mgr.close()
 
 

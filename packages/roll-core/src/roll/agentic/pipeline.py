@@ -566,6 +566,8 @@ class AgenticPipeline:
             self.rollout.close(self.cfg.rollout_timeout_s)
         for m in self.managers:
             m.close()
+        for scheduler in self.schedulers.values():
+            scheduler.close()
         self.tracker.close()
         for c in (self.actor_train, self.actor_infer, self.reference, self.critic):
             if c is not None:

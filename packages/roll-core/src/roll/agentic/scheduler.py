@@ -9,6 +9,7 @@ start from the same state. Ids: `traj_group_id = f"{tag}_{group_id}_{episode_id}
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -16,6 +17,8 @@ from typing import Any
 
 from roll.agentic.env_manager import EnvFailure, EnvSlot, Trajectory, TrajEnvManager
 from roll.config.schema import AgenticConfig, EnvManagerConfig
+
+logger = logging.getLogger(__name__)
 
 
 class RolloutTimeout(TimeoutError):
@@ -111,6 +114,19 @@ class RolloutScheduler:
         self.episode_id = list(state["episode_id"])
         self.next_group, self.loop_seed = state["next_group"], state["loop_seed"]
         self.group_seed = list(state["group_seed"])
+
+    def close(self) -> None:
+        """Close every env this scheduler made: ROCK-hosted envs hold a sandbox until closed."""
+        errors = []
+        for slot in self.slots:
+            if slot.env is not None:
+                try:
+                    slot.env.close()
+                except Exception as exc:  # one env failing to close must not leak the others
+                    errors.append(f"{slot.tag}[{slot.env_id}]: {exc!r}")
+                slot.env = None
+        if errors:
+            logger.warning("closing envs failed: %s", "; ".join(errors))
 
     def group_slots(self, group_id: int) -> list[EnvSlot]:
         return [s for s in self.slots if s.group_id == group_id]

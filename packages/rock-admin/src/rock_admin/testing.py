@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -21,13 +20,9 @@ from pathlib import Path
 
 import httpx
 
+from rocklet.testing import free_port
+
 PREFIX = "/apis/envs/sandbox/v1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

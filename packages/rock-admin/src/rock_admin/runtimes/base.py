@@ -25,12 +25,27 @@ class SandboxSpec:
     env: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """A rocklet's address as the admin dials it: a Unix socket path, or an `http://host:port` URL."""
+
+    uds: str = ""
+    url: str = ""
+
+    def __post_init__(self) -> None:
+        if bool(self.uds) == bool(self.url):
+            raise ValueError("an Endpoint has exactly one of uds= or url=")
+
+
 @dataclass
 class Handle:
     """How to reach and control a running sandbox; stored with its record (JSON) so a restart finds it."""
 
     sandbox_id: str
-    uds: str
+    #: The rocklet's Unix socket (same host), or empty when it is reached over TCP at `url`.
+    uds: str = ""
+    #: `http://host:port` of the rocklet when it is not on a local Unix socket (containers, other nodes).
+    url: str = ""
     pid: int = 0
     pid_start: int = 0
     sandbox_dir: str = ""
@@ -62,9 +77,9 @@ class Runtime(ABC):
     def remove(self, handle: Handle) -> None:
         """Delete the sandbox's files and limits (after `stop`)."""
 
-    def connect_path(self, handle: Handle) -> str:
-        """The Unix socket path to connect to (may be shorter than `handle.uds`: sun_path has 108 bytes)."""
-        return handle.uds
+    def endpoint(self, handle: Handle) -> Endpoint:
+        """Where the admin connects to the sandbox's rocklet."""
+        return Endpoint(uds=handle.uds) if handle.uds else Endpoint(url=handle.url)
 
     @abstractmethod
     def is_running(self, handle: Handle) -> bool: ...

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from rock_admin.runtimes.base import Handle, Runtime, SandboxSpec, SandboxStartError
+from rock_admin.runtimes.base import Endpoint, Handle, Runtime, SandboxSpec, SandboxStartError
 from rock_admin.runtimes.cgroups import Cgroups, Limits
 
 log = logging.getLogger("rock_admin.runtime")
@@ -240,7 +240,11 @@ class ProcessRuntime(Runtime):
             os.unlink(dirs["run"] / "exit.json")
         return self.cgroups.create(spec.sandbox_id, spec.memory_bytes, spec.cpus, spec.pids_max)
 
-    def connect_path(self, handle: Handle) -> str:
+    def endpoint(self, handle: Handle) -> Endpoint:
+        """The socket path, shortened through a directory fd when it is over sun_path's 108 bytes."""
+        return Endpoint(uds=self._connect_path(handle))
+
+    def _connect_path(self, handle: Handle) -> str:
         if len(handle.uds) <= UDS_MAX:
             return handle.uds
         rel = os.path.relpath(handle.uds, self.sandboxes_dir)

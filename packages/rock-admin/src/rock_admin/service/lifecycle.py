@@ -24,7 +24,7 @@ from rock.rocklet_client import RockletClient
 from rock_admin.config import AdminConfig, ConfigError, parse_size
 from rock_admin.images import ImageStore, UnknownImageError
 from rock_admin.runtimes import Handle, Runtime, SandboxSpec, SandboxStartError
-from rock_admin.service.rawhttp import RawUdsPool
+from rock_admin.service.rawhttp import RawPool
 from rock_admin.store import SandboxStore
 
 log = logging.getLogger("rock_admin.lifecycle")
@@ -94,7 +94,7 @@ class Sandbox:
     def __init__(self, record: dict[str, Any]) -> None:
         self.record = record
         self.client: RockletClient | None = None
-        self.raw: Any = None  # RawUdsPool, made on first use (GEM hot path)
+        self.raw: Any = None  # RawPool, made on first use (GEM hot path)
         self.ready = asyncio.Event()
         self.stopping = False
         self.task: asyncio.Task[None] | None = None
@@ -143,11 +143,7 @@ class SandboxService:
                     reason += f": {self.runtime.exit_reason(handle)}"
                 self._transition(sb, "fail", reason)
                 continue
-            sb.client = RockletClient(
-                uds=self.runtime.connect_path(handle),
-                auth_token=record.get("token", ""),
-                max_connections=ROCKLET_CONNECTIONS,
-            )
+            sb.client = self._connect(handle, record.get("token", ""))
             self.runtime.watch(handle, lambda h, sb=sb: self._on_exit(sb, h))
             if sb.state == "pending":
                 sb.task = asyncio.create_task(self._wait_alive(sb, handle))
@@ -374,11 +370,7 @@ class SandboxService:
         if sb.stopping or sb.state != "pending":  # stopped while starting
             await self.runtime.stop(handle)
             return
-        sb.client = RockletClient(
-            uds=self.runtime.connect_path(handle),
-            auth_token=rec["token"],
-            max_connections=ROCKLET_CONNECTIONS,
-        )
+        sb.client = self._connect(handle, rec["token"])
         self.runtime.watch(handle, lambda h: self._on_exit(sb, h))
         try:
             await self._wait_alive(sb, handle)
@@ -514,10 +506,20 @@ class SandboxService:
         finally:
             sb.record["last_activity_time"] = time.time()
 
-    @staticmethod
-    def _raw(sb: Sandbox, client: RockletClient) -> RawUdsPool:
+    def _connect(self, handle: Handle, token: str) -> RockletClient:
+        endpoint = self.runtime.endpoint(handle)
+        return RockletClient(
+            endpoint.url or None,
+            uds=endpoint.uds or None,
+            auth_token=token,
+            max_connections=ROCKLET_CONNECTIONS,
+        )
+
+    def _raw(self, sb: Sandbox, client: RockletClient) -> RawPool:
         if sb.raw is None:
-            sb.raw = RawUdsPool(client.uds or "", sb.record.get("token", ""), ROCKLET_CONNECTIONS)
+            handle = sb.handle
+            assert handle is not None
+            sb.raw = RawPool(self.runtime.endpoint(handle), sb.record.get("token", ""), ROCKLET_CONNECTIONS)
         return sb.raw
 
     async def post_raw(self, sandbox_id: str | None, path: str, body: bytes) -> bytes:

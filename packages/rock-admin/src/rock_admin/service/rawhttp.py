@@ -1,4 +1,4 @@
-"""A minimal keep-alive HTTP/1.1 client over a Unix socket, for the admin's hottest path (GEM reset/step).
+"""A minimal keep-alive HTTP/1.1 client over a Unix socket or TCP, for the admin's hottest path (GEM reset/step).
 
 httpx costs about half a millisecond of CPU per request; this costs a few tens of microseconds. It speaks only
 what the rocklet answers on that path (a JSON body with Content-Length) and raises rocklet errors like
@@ -13,11 +13,17 @@ import contextlib
 import httpx
 
 from rock.rocklet_client import raise_for_response
+from rock_admin.runtimes.base import Endpoint
 
 
-class RawUdsPool:
-    def __init__(self, uds: str, token: str, size: int = 16) -> None:
-        self.uds = uds
+class RawPool:
+    def __init__(self, endpoint: Endpoint, token: str, size: int = 16) -> None:
+        self.endpoint = endpoint
+        if endpoint.url:
+            address = httpx.URL(endpoint.url)
+            self._tcp: tuple[str, int] | None = (address.host, address.port or 80)
+        else:
+            self._tcp = None
         self._auth = f"X-API-Key: {token}\r\n".encode() if token else b""
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         self._slots = asyncio.Semaphore(size)
@@ -32,7 +38,7 @@ class RawUdsPool:
         async with self._slots:
             for attempt in (0, 1):
                 reused = bool(self._idle)
-                conn = self._idle.pop() if reused else await asyncio.open_unix_connection(self.uds)
+                conn = self._idle.pop() if reused else await self._connect()
                 try:
                     status, payload = await self._exchange(conn, method, path, body)
                 except (ConnectionError, asyncio.IncompleteReadError, OSError):
@@ -46,6 +52,11 @@ class RawUdsPool:
                     raise_for_response(httpx.Response(status, content=payload, request=request))
                 return payload
         raise ConnectionError("unreachable")  # pragma: no cover
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self._tcp is not None:
+            return await asyncio.open_connection(*self._tcp)
+        return await asyncio.open_unix_connection(self.endpoint.uds)
 
     async def _exchange(
         self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], method: bytes, path: str, body: bytes

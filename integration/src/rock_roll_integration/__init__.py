@@ -1,0 +1,1 @@
+"""Sokoban end to end: ROLL trains against environments served by ROCK sandboxes."""

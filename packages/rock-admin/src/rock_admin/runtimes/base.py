@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,6 +63,13 @@ class Handle:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
+def dial(handle: Handle) -> Endpoint:
+    """A handle may carry both a socket and a URL; the socket wins when it exists on this host."""
+    if handle.uds and (not handle.url or os.path.exists(handle.uds)):
+        return Endpoint(uds=handle.uds)
+    return Endpoint(url=handle.url)
+
+
 class Runtime(ABC):
     name: str = ""
 
@@ -78,8 +86,8 @@ class Runtime(ABC):
         """Delete the sandbox's files and limits (after `stop`)."""
 
     def endpoint(self, handle: Handle) -> Endpoint:
-        """Where the admin connects to the sandbox's rocklet."""
-        return Endpoint(uds=handle.uds) if handle.uds else Endpoint(url=handle.url)
+        """Where the admin connects to the sandbox's rocklet: its socket when that is on this host, else TCP."""
+        return dial(handle)
 
     @abstractmethod
     def is_running(self, handle: Handle) -> bool: ...

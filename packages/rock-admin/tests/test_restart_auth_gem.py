@@ -137,8 +137,14 @@ def test_image_cli_and_unknown_image(tmp_path: Path, http: httpx.Client) -> None
     assert "available images" in failed(http.post("/start", json={"image": "tiny:2"}))["message"]
 
 
-def test_reserved_runtimes_say_not_implemented(tmp_path: Path) -> None:
-    for setting in ("ROCK_ADMIN_RUNTIME=docker", "ROCK_ADMIN_RUNTIME=ray", "ROCK_ADMIN_STORE=redis"):
+def test_bad_backend_settings_stop_the_admin_naming_the_setting(tmp_path: Path) -> None:
+    cases = {
+        "ROCK_ADMIN_RUNTIME=ray": "use scheduler: ray",
+        "ROCK_ADMIN_RUNTIME=kubernetes": "runtime: unknown runtime 'kubernetes'",
+        "ROCK_ADMIN_SCHEDULER=slurm": "scheduler: expected local or ray",
+        "ROCK_ADMIN_STORE=etcd": "store",
+    }
+    for setting, message in cases.items():
         key, value = setting.split("=")
         r = subprocess.run(
             [sys.executable, "-m", "rock_admin", "serve", "--state-dir", str(tmp_path)],
@@ -147,7 +153,7 @@ def test_reserved_runtimes_say_not_implemented(tmp_path: Path) -> None:
             env={**__import__("os").environ, key: value},
             timeout=60,
         )
-        assert r.returncode == 2 and "not implemented yet" in r.stderr
+        assert r.returncode == 2 and message in r.stderr, (setting, r.stderr[-500:])
 
 
 def test_isolation_none_still_serves(tmp_path: Path) -> None:

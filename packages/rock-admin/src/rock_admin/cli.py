@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", default=None, help="YAML settings file (default $ROCK_ADMIN_CONFIG)")
     serve.add_argument("--state-dir", default=None, help="where the store, images and sandboxes live")
     serve.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--role", default=None, choices=["all", "read", "write"], help="default all")
+    serve.add_argument("--write-url", default=None, help="a read node's write node (http://host:port)")
+    serve.add_argument("--store", default=None, choices=["sqlite", "redis"], help="default sqlite")
+    serve.add_argument("--redis-url", default=None, help="redis://host:port/db (with --store redis)")
     image = sub.add_parser("image", help="the local image store")
     image_sub = image.add_subparsers(dest="image_command", required=True)
     imp = image_sub.add_parser(
@@ -86,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         overrides: dict[str, Any] = {"state_dir": args.state_dir}
         if args.command == "serve":
-            overrides.update(host=args.host, port=args.port, log_level=args.log_level)
+            overrides.update(host=args.host, port=args.port, log_level=args.log_level, role=args.role)
+            overrides.update(write_url=args.write_url, store=args.store, redis_url=args.redis_url)
         config = AdminConfig.load(args.config, **overrides)
     except (ConfigError, NotImplementedError, OSError) as exc:
         print(f"rock-admin: {exc}", file=sys.stderr)
@@ -118,7 +123,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from rock_admin.api import create_app
 
-    app = create_app(config)
+    try:
+        app = create_app(config)
+    except ConfigError as exc:  # e.g. a store that cannot be reached
+        print(f"rock-admin: {exc}", file=sys.stderr)
+        return 2
     uvicorn.run(
         app,
         host=config.host,

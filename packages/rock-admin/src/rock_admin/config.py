@@ -6,6 +6,7 @@ Precedence: built-in defaults < YAML file (`--config FILE` or `$ROCK_ADMIN_CONFI
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from dataclasses import dataclass, field, fields
@@ -14,8 +15,7 @@ from typing import Any
 
 import yaml
 
-NOT_IMPLEMENTED_RUNTIMES = {"docker", "ray"}
-NOT_IMPLEMENTED_STORES = {"redis"}
+RUNTIMES = ("process", "docker")
 
 
 class ConfigError(ValueError):
@@ -58,10 +58,37 @@ class AdminConfig:
     port: int = 8080
     #: Where the SQLite store, the image store, the zygote socket and per-sandbox dirs live.
     state_dir: str = field(default_factory=default_state_dir)
-    #: `process` (built in). `docker` and `ray` are reserved for the scale-out issue.
+    #: `process` (built in) or `docker` (containers through the Docker Engine API; the `docker` extra).
     runtime: str = "process"
-    #: `sqlite` (built in). `redis` is reserved for the scale-out issue.
+    #: docker: the engine's API (`unix:///path.sock`, `tcp://host:port`; default `$DOCKER_HOST`, else Docker's socket).
+    docker_host: str = ""
+    #: docker: `none` (no network inside; the rocklet on a Unix socket) or `bridge` (a port on 127.0.0.1).
+    docker_network: str = "none"
+    #: docker: engine calls at once (creates, starts, stops run in this many threads).
+    docker_concurrency: int = 8
+    #: `local` (the runtime runs on this host) or `ray` (sandboxes placed on a Ray cluster, `runtime` on each node).
+    scheduler: str = "local"
+    #: Ray: the cluster to join as a driver (`host:port` of the GCS, `auto`, or `ray://host:port`).
+    ray_address: str = "auto"
+    #: Ray: namespace of the node agents and placement groups (admins sharing one namespace share agents).
+    ray_namespace: str = "rock-admin"
+    #: Ray: each node's runtime state dir is `<this>/<node id>` on that node (default `<state_dir>/ray-nodes`).
+    ray_node_state_dir: str = ""
+    #: Ray: seconds a sandbox may wait for free cpus/memory on the cluster (default: `startup_timeout`).
+    ray_placement_timeout: float = 0.0
+    #: Ray: `auto` (a node's Unix socket when it is on this host, else TCP) or `url` (always TCP).
+    ray_dial: str = "auto"
+    #: `sqlite` (one host; WAL, shared by the roles there) or `redis` (several hosts; see `redis_url`).
     store: str = "sqlite"
+    #: `all` (lifecycle + data plane), `write` (lifecycle, scheduling; serves data-plane calls too) or `read`
+    #: (data plane only: no runtime; lifecycle calls are forwarded to `write_url`).
+    role: str = "all"
+    #: Where a read node forwards lifecycle calls (`http://host:port` of a write or all node).
+    write_url: str = ""
+    #: The Redis server of `store: redis`.
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    #: Prefix of every Redis key (admins of one cluster share it; another cluster uses another).
+    redis_prefix: str = "rock"
     #: `auto` (namespaces when root, else none), `namespaces`, `none` (plain processes, no isolation).
     isolation: str = "auto"
     #: API keys; when any is set, every request needs one (`X-API-Key` or `Authorization: Bearer`).
@@ -120,20 +147,52 @@ class AdminConfig:
         config.validate()
         return config
 
+    def _validate_cluster(self) -> None:
+        """`store`, `role`, `write_url`, `redis_url`, `redis_prefix`."""
+        if self.store not in ("sqlite", "redis"):
+            raise ConfigError(f"store: unknown store {self.store!r} (available: sqlite, redis)")
+        if self.role not in ("all", "read", "write"):
+            raise ConfigError(f"role: expected all, read or write, got {self.role!r}")
+        if self.role == "read" and not self.write_url:
+            raise ConfigError(
+                "write_url: a read node needs the write node's URL (e.g. http://127.0.0.1:8080)"
+            )
+        if self.write_url and not re.match(r"^https?://[^/\s]+/?$", self.write_url):
+            raise ConfigError(f"write_url: expected http(s)://host:port, got {self.write_url!r}")
+        self.write_url = self.write_url.rstrip("/")
+        if self.store == "redis" and not re.match(r"^(redis|rediss|unix)://", self.redis_url):
+            raise ConfigError(f"redis_url: expected redis://host:port/db, got {self.redis_url!r}")
+        if not re.match(r"^[A-Za-z0-9_.:-]+$", self.redis_prefix):
+            raise ConfigError(
+                f"redis_prefix: use letters, digits, '_', '.', ':', '-', got {self.redis_prefix!r}"
+            )
+
+    def _validate_docker(self) -> None:
+        if self.docker_network not in ("none", "bridge"):
+            raise ConfigError(f"docker_network: expected none or bridge, got {self.docker_network!r}")
+        if self.docker_concurrency < 1:
+            raise ConfigError(f"docker_concurrency: must be at least 1, got {self.docker_concurrency!r}")
+        if importlib.util.find_spec("docker") is None:
+            raise ConfigError("runtime: 'docker' needs the docker SDK: pip install 'rock-admin[docker]'")
+
     def validate(self) -> None:
-        if self.runtime in NOT_IMPLEMENTED_RUNTIMES:
-            raise NotImplementedError(
-                f"runtime {self.runtime!r} is not implemented yet (reserved for the scale-out issue; "
-                "use runtime: process)"
+        if self.runtime == "ray":
+            raise ConfigError(
+                "runtime: 'ray' is a scheduler; use scheduler: ray (runtime: process on each node)"
             )
-        if self.runtime != "process":
-            raise ConfigError(f"runtime: unknown runtime {self.runtime!r} (available: process)")
-        if self.store in NOT_IMPLEMENTED_STORES:
-            raise NotImplementedError(
-                f"store {self.store!r} is not implemented yet (reserved for the scale-out issue; use store: sqlite)"
+        if self.runtime not in RUNTIMES:
+            raise ConfigError(f"runtime: unknown runtime {self.runtime!r} (available: {', '.join(RUNTIMES)})")
+        if self.runtime == "docker":
+            self._validate_docker()
+        self._validate_cluster()
+        if self.scheduler not in ("local", "ray"):
+            raise ConfigError(f"scheduler: expected local or ray, got {self.scheduler!r}")
+        if self.ray_dial not in ("auto", "url"):
+            raise ConfigError(f"ray_dial: expected auto or url, got {self.ray_dial!r}")
+        if self.ray_placement_timeout < 0:
+            raise ConfigError(
+                f"ray_placement_timeout: must be >= 0 (0 = startup_timeout), got {self.ray_placement_timeout!r}"
             )
-        if self.store != "sqlite":
-            raise ConfigError(f"store: unknown store {self.store!r} (available: sqlite)")
         if self.isolation not in ("auto", "namespaces", "none"):
             raise ConfigError(f"isolation: expected auto, namespaces or none, got {self.isolation!r}")
         if self.gem_mode not in ("sandbox", "pooled"):

@@ -2,6 +2,8 @@
 
 Everything it started is stopped by PID when the block ends: the admin (SIGTERM; it stops its sandboxes and
 the zygote with `stop_on_exit`), then whatever a `kill -9` left behind (sandbox inits, the zygote, cgroups).
+A read node (`role="read"`) owns no sandboxes: stopping it leaves them alone. `running_redis(tmp_path)` starts
+a private `redis-server` (a free port, data in the tmp dir) for `store="redis"`.
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -17,6 +21,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -43,8 +48,13 @@ class Admin:
     def raw(self, **kw: object) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=60, **kw)  # type: ignore[arg-type]
 
+    @property
+    def role(self) -> str:
+        return self.env.get("ROCK_ADMIN_ROLE", "all")
+
     def start(self) -> None:
-        self.log_path = self.state_dir / "admin.log"
+        # Nodes of one cluster may share a state dir (SQLite): each its own log.
+        self.log_path = self.state_dir / ("admin.log" if self.role != "read" else f"read-{self.port}.log")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
@@ -98,26 +108,44 @@ class Admin:
 
     def cleanup(self) -> None:
         """Whatever is left (after a kill -9): sandbox inits, the zygote, cgroups — by PID, from the store."""
-        db = self.state_dir / "rock-admin.db"
-        if db.exists():
-            with contextlib.closing(sqlite3.connect(db)) as conn:
-                for (record,) in conn.execute("SELECT record FROM sandboxes"):
-                    handle = json.loads(record).get("handle") or {}
-                    pid = handle.get("pid")
-                    if pid and _start_time(pid) == handle.get("pid_start"):
-                        with contextlib.suppress(OSError):
-                            os.kill(pid, signal.SIGKILL)
-                    for d in handle.get("cgroups", []):
-                        for _ in range(20):
-                            with contextlib.suppress(OSError):
-                                os.rmdir(d)
-                            if not os.path.isdir(d):
-                                break
-                            time.sleep(0.05)
+        if self.role == "read":
+            return  # the sandboxes are the write node's
+        for record in self._records():
+            handle = record.get("handle") or {}
+            pid = handle.get("pid")
+            if pid and _start_time(pid) == handle.get("pid_start"):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            for d in handle.get("cgroups", []):
+                for _ in range(20):
+                    with contextlib.suppress(OSError):
+                        os.rmdir(d)
+                    if not os.path.isdir(d):
+                        break
+                    time.sleep(0.05)
         pid_file = self.state_dir / "zygote.pid"
         if pid_file.exists():
             with contextlib.suppress(OSError, ValueError):
                 os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+    def _records(self) -> list[dict[str, Any]]:
+        if self.env.get("ROCK_ADMIN_STORE") == "redis":
+            from rock_admin.store.redis import RedisStore
+
+            store = RedisStore(
+                self.env["ROCK_ADMIN_REDIS_URL"], self.env.get("ROCK_ADMIN_REDIS_PREFIX", "rock")
+            )
+            try:
+                return store.list()
+            except Exception:  # Redis is gone too: nothing to read the sandboxes from
+                return []
+            finally:
+                store.close()
+        db = self.state_dir / "rock-admin.db"
+        if not db.exists():
+            return []
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            return [json.loads(r) for (r,) in conn.execute("SELECT record FROM sandboxes")]
 
 
 def _start_time(pid: int) -> int:
@@ -142,6 +170,64 @@ def running_admin(state_dir: Path, **settings: str) -> Iterator[Admin]:
         yield admin
     finally:
         admin.stop()
+
+
+@dataclass
+class Redis:
+    """A private `redis-server` (append-only file in `dir`, so a restart keeps the data), stopped by PID."""
+
+    dir: Path
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        server = shutil.which("redis-server")
+        if server is None:
+            raise FileNotFoundError("redis-server is not installed (apt-get install redis-server)")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        args = [server, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"]
+        with (self.dir / "redis.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [*args, "--dir", str(self.dir)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + 20
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"redis-server did not start: {(self.dir / 'redis.log').read_text()[-2000:]}"
+                )
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@contextlib.contextmanager
+def running_redis(dir: Path) -> Iterator[Redis]:
+    redis = Redis(dir=dir, port=free_port())
+    try:
+        redis.start()
+        yield redis
+    finally:
+        redis.stop()
 
 
 def ok(response: httpx.Response) -> object:

@@ -21,10 +21,12 @@ from rock_admin.api.sandbox import PREFIX as SANDBOX_PREFIX
 from rock_admin.api.sandbox import hello, sandbox_router
 from rock_admin.config import AdminConfig
 from rock_admin.images import ImageStore
-from rock_admin.runtimes import create_runtime
+from rock_admin.runtimes import Runtime, create_runtime
+from rock_admin.service.dataplane import DataPlane, ReadPlane
+from rock_admin.service.forward import WriteForwarder
 from rock_admin.service.gem import GemService
 from rock_admin.service.lifecycle import Metrics, SandboxService
-from rock_admin.store import open_store
+from rock_admin.store import SandboxStore, open_store
 
 log = logging.getLogger("rock_admin.http")
 
@@ -126,7 +128,7 @@ class Middleware:
             self.metrics.observe(_op(scope["path"]), str(status[0] or 500), time.perf_counter() - started)
 
 
-def render_metrics(svc: SandboxService) -> str:
+def render_metrics(svc: DataPlane) -> str:
     m = svc.metrics
     lines = [
         "# HELP rock_admin_requests_total HTTP requests by operation and status code.",
@@ -165,31 +167,11 @@ def render_metrics(svc: SandboxService) -> str:
 
 @get("/metrics", media_type=MediaType.TEXT)
 async def metrics(request: Request[Any, Any, Any]) -> str:
-    return render_metrics(request.app.state.sandboxes)
+    return render_metrics(request.app.state.data)
 
 
-def create_app(config: AdminConfig | None = None) -> Any:
-    """Build the admin app. The runtime and store open in the app's lifespan (and close with it)."""
-    config = config or AdminConfig.load()
-    store = open_store(config.store, config.state_dir)
-    images = ImageStore(config.state_dir)
-    runtime = create_runtime(
-        config.runtime, state_dir=config.state_dir, isolation=config.isolation, hide_paths=config.hide_paths
-    )
-    service = SandboxService(config, store, runtime, images)
-    gem = GemService(service)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        await service.open()
-        log.info("rock-admin ready", extra={"state_dir": config.state_dir})
-        try:
-            yield
-        finally:
-            await service.close()
-            store.close()
-
-    app = Litestar(
+def _litestar(lifespan: Any) -> Litestar:
+    return Litestar(
         route_handlers=[hello, metrics, sandbox_router, gem_router],
         lifespan=[lifespan],
         exception_handlers={
@@ -202,7 +184,82 @@ def create_app(config: AdminConfig | None = None) -> Any:
         debug=False,
         logging_config=None,
     )
+
+
+def _create_read_app(config: AdminConfig, store: SandboxStore) -> Any:
+    """A read node: the data plane over the shared store, lifecycle calls relayed to `write_url`."""
+    plane = ReadPlane(store)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await plane.open()
+        log.info("rock-admin read node ready", extra={"write_url": config.write_url})
+        try:
+            yield
+        finally:
+            await plane.aclose()
+            await forwarder.aclose()
+            store.close()
+
+    app = _litestar(lifespan)
+    app.state.data = plane
+    app.state.gem = GemService(plane)
+    app.state.config = config
+    forwarder = WriteForwarder(app, config.write_url)
+    return Middleware(forwarder, config.api_keys, plane.metrics)
+
+
+#: Sandbox states whose runtime resources are kept (a stopped sandbox restarts with its files).
+KEPT_STATES = ("pending", "running", "stopped", "failed")
+
+
+def _docker_options(config: AdminConfig) -> dict[str, Any]:
+    if config.runtime != "docker":
+        return {}
+    return {
+        "docker_host": config.docker_host,
+        "network": config.docker_network,
+        "concurrency": config.docker_concurrency,
+    }
+
+
+def create_app(config: AdminConfig | None = None) -> Any:
+    """Build the admin app. The runtime and store open in the app's lifespan (and close with it)."""
+    config = config or AdminConfig.load()
+    store = open_store(config.store, config.state_dir, config.redis_url, config.redis_prefix)
+    if config.role == "read":
+        return _create_read_app(config, store)
+    images = ImageStore(config.state_dir, engine=config.runtime == "docker")
+    if config.scheduler == "ray":
+        from rock_admin.schedulers.ray import RayScheduler  # ray is imported only when it is used
+
+        runtime: Runtime = RayScheduler.from_config(config)
+    else:
+        runtime = create_runtime(
+            config.runtime,
+            state_dir=config.state_dir,
+            isolation=config.isolation,
+            hide_paths=config.hide_paths,
+            **_docker_options(config),
+        )
+    service = SandboxService(config, store, runtime, images)
+    gem = GemService(service, service)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await service.open()
+        # Sandboxes of this admin that no record knows (it died between creating one and saving it): gone.
+        await runtime.remove_orphans({r["sandbox_id"] for r in store.list(list(KEPT_STATES))})
+        log.info("rock-admin ready", extra={"state_dir": config.state_dir})
+        try:
+            yield
+        finally:
+            await service.close()
+            store.close()
+
+    app = _litestar(lifespan)
     app.state.sandboxes = service
+    app.state.data = service
     app.state.gem = gem
     app.state.config = config
     app.state.images = images

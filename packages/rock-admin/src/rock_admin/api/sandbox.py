@@ -21,7 +21,6 @@ from rock.actions import (
     CloseBashSessionRequest,
     Command,
     CreateBashSessionRequest,
-    IsAliveResponse,
     KillProcessRequest,
     ReadFileBytesRequest,
     ReadFileRequest,
@@ -45,6 +44,7 @@ from rock_admin.api.envelope import (
     raw_body_operation,
     success,
 )
+from rock_admin.service.dataplane import DataPlane
 from rock_admin.service.lifecycle import SandboxError, SandboxService
 
 PREFIX = "/apis/envs/sandbox/v1"
@@ -53,13 +53,19 @@ START_WAIT = 85.0
 
 
 def _svc(request: Request[Any, Any, Any]) -> SandboxService:
+    """Lifecycle (roles all/write; a read node forwards these calls before they get here)."""
     return request.app.state.sandboxes
+
+
+def _data(request: Request[Any, Any, Any]) -> DataPlane:
+    """The data plane and record views (every role)."""
+    return request.app.state.data
 
 
 async def _forward(request: Request[Any, Any, Any], sandbox_id: str | None, path: str) -> Response[bytes]:
     """Send the (validated) body to the rocklet as is and wrap its reply, unparsed, in the envelope."""
     try:
-        payload = await _svc(request).post_raw(sandbox_id, path, await request.body())
+        payload = await _data(request).post_raw(sandbox_id, path, await request.body())
     except Exception as exc:
         return from_exception(exc, sandbox_id)
     return Response(_HEAD + payload + b"}", media_type="application/json", status_code=200)
@@ -131,24 +137,14 @@ async def start(request: Request[Any, Any, Any], data: SandboxStartRequest) -> R
 
 @get("/is_alive", responses=ENVELOPE_RESPONSES)
 async def is_alive(request: Request[Any, Any, Any], sandbox_id: str | None = None) -> Response[bytes]:
-    svc = _svc(request)
-    try:
-        sb = svc.get(sandbox_id)
-    except Exception as exc:
-        return success(IsAliveResponse(is_alive=False, message=str(exc)))
-    if sb.state != "running" or sb.client is None:
-        reason = sb.record.get("failure_reason") or ""
-        return success(
-            IsAliveResponse(is_alive=False, message=f"state: {sb.state}{'; ' + reason if reason else ''}")
-        )
-    return success(await sb.client.is_alive(timeout=5.0))
+    return success(await _data(request).is_alive(sandbox_id))
 
 
 @get("/get_status", responses=ENVELOPE_RESPONSES)
 async def get_status(
     request: Request[Any, Any, Any], sandbox_id: str | None = None, include_all_states: bool = False
 ) -> Response[bytes]:
-    svc = _svc(request)
+    svc = _data(request)
     try:
         sb = svc.get(sandbox_id)
     except Exception as exc:
@@ -175,7 +171,7 @@ async def list_sandboxes(
     page: int = 1,
     page_size: int = 500,
 ) -> Response[bytes]:
-    svc = _svc(request)
+    svc = _data(request)
     if page < 1 or page_size < 1 or page_size > 10000:
         return failed("page must be >= 1 and page_size in 1..10000")
     states = [s for s in state_filter.split(",") if s] if state_filter else None
@@ -257,7 +253,7 @@ async def commit() -> Response[bytes]:
 
 @get("/get_sandbox_statistics", responses=ENVELOPE_RESPONSES)
 async def statistics(request: Request[Any, Any, Any], sandbox_id: str | None = None) -> Response[bytes]:
-    return await envelope(_svc(request).call(sandbox_id, lambda c: c.get_statistics()), sandbox_id)
+    return await envelope(_data(request).call(sandbox_id, lambda c: c.get_statistics()), sandbox_id)
 
 
 @post("/execute", status_code=200, responses=ENVELOPE_RESPONSES)
@@ -289,9 +285,8 @@ async def run_in_session(request: Request[Any, Any, Any]) -> Response[bytes]:
     except ValueError as exc:
         return failed("invalid parameter", 4000, error=f"body: {exc}")
     sandbox_id = body.get("sandbox_id")
-    svc = _svc(request)
     try:
-        payload = await svc.post_raw(sandbox_id, "/run_in_session", raw)
+        payload = await _data(request).post_raw(sandbox_id, "/run_in_session", raw)
     except Exception as exc:
         return from_exception(exc, sandbox_id)
     if b'"exit_code":-1' in payload:
@@ -353,12 +348,10 @@ async def upload(
         raise_for_response(response)
         return UploadResponse.model_validate_json(response.content)
 
-    return await envelope(_svc(request).call(data.sandbox_id, forward), data.sandbox_id)
+    return await envelope(_data(request).call(data.sandbox_id, forward), data.sandbox_id)
 
 
-async def _stream(
-    svc: SandboxService, sandbox_id: str | None, make_iter: Any, media_type: str
-) -> Response[Any]:
+async def _stream(svc: DataPlane, sandbox_id: str | None, make_iter: Any, media_type: str) -> Response[Any]:
     """Stream from the rocklet; an error before the first byte becomes a Failed envelope."""
     try:
         _, client = svc.client_for(sandbox_id)
@@ -385,7 +378,7 @@ async def _stream(
 async def download(request: Request[Any, Any, Any], sandbox_id: str, path: str) -> Response[Any]:
     """The file's bytes (a directory comes as .tar.gz); errors come as a Failed envelope."""
     return await _stream(
-        _svc(request), sandbox_id, lambda c: c.download_stream(path), "application/octet-stream"
+        _data(request), sandbox_id, lambda c: c.download_stream(path), "application/octet-stream"
     )
 
 
@@ -395,7 +388,7 @@ async def download(request: Request[Any, Any, Any], sandbox_id: str, path: str) 
 @post("/processes", status_code=200, responses=ENVELOPE_RESPONSES)
 async def start_process(request: Request[Any, Any, Any], data: StartProcessRequest) -> Response[bytes]:
     return await envelope(
-        _svc(request).call(data.sandbox_id, lambda c: c.start_process(_strip(data))), data.sandbox_id
+        _data(request).call(data.sandbox_id, lambda c: c.start_process(_strip(data))), data.sandbox_id
     )
 
 
@@ -404,12 +397,12 @@ async def list_processes(request: Request[Any, Any, Any], sandbox_id: str) -> Re
     async def go(c: Any) -> Any:
         return {"processes": [p.model_dump() for p in await c.list_processes()]}
 
-    return await envelope(_svc(request).call(sandbox_id, go), sandbox_id)
+    return await envelope(_data(request).call(sandbox_id, go), sandbox_id)
 
 
 @get("/processes/{process_id:str}", responses=ENVELOPE_RESPONSES)
 async def get_process(request: Request[Any, Any, Any], process_id: str, sandbox_id: str) -> Response[bytes]:
-    return await envelope(_svc(request).call(sandbox_id, lambda c: c.get_process(process_id)), sandbox_id)
+    return await envelope(_data(request).call(sandbox_id, lambda c: c.get_process(process_id)), sandbox_id)
 
 
 @get("/processes/{process_id:str}/output", responses=ENVELOPE_RESPONSES)
@@ -422,7 +415,7 @@ async def process_output(
     max_bytes: int | None = None,
 ) -> Response[bytes]:
     return await envelope(
-        _svc(request).call(
+        _data(request).call(
             sandbox_id, lambda c: c.process_output(process_id, stdout_offset, stderr_offset, max_bytes)
         ),
         sandbox_id,
@@ -434,7 +427,7 @@ async def stream_process(
     request: Request[Any, Any, Any], process_id: str, sandbox_id: str, stream: str = "stdout", offset: int = 0
 ) -> Response[Any]:
     return await _stream(
-        _svc(request),
+        _data(request),
         sandbox_id,
         lambda c: c.stream_process(process_id, stream, offset),
         "application/octet-stream",
@@ -446,7 +439,7 @@ async def wait_process(
     request: Request[Any, Any, Any], process_id: str, data: WaitProcessRequest
 ) -> Response[bytes]:
     return await envelope(
-        _svc(request).call(data.sandbox_id, lambda c: c.wait_process(process_id, data.timeout)),
+        _data(request).call(data.sandbox_id, lambda c: c.wait_process(process_id, data.timeout)),
         data.sandbox_id,
     )
 
@@ -456,7 +449,7 @@ async def kill_process(
     request: Request[Any, Any, Any], process_id: str, data: KillProcessRequest
 ) -> Response[bytes]:
     return await envelope(
-        _svc(request).call(data.sandbox_id, lambda c: c.kill_process(process_id, data.signal)),
+        _data(request).call(data.sandbox_id, lambda c: c.kill_process(process_id, data.signal)),
         data.sandbox_id,
     )
 
@@ -465,7 +458,7 @@ async def kill_process(
 async def remove_process(
     request: Request[Any, Any, Any], process_id: str, sandbox_id: str
 ) -> Response[bytes]:
-    return await envelope(_svc(request).call(sandbox_id, lambda c: c.remove_process(process_id)), sandbox_id)
+    return await envelope(_data(request).call(sandbox_id, lambda c: c.remove_process(process_id)), sandbox_id)
 
 
 sandbox_router = Router(

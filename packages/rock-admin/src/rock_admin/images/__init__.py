@@ -58,7 +58,9 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
 
 
 class ImageStore:
-    def __init__(self, state_dir: str) -> None:
+    def __init__(self, state_dir: str, engine: bool = False) -> None:
+        #: With a container engine (runtime `docker`) every well-formed name is the engine's to resolve.
+        self.engine = engine
         self.dir = Path(state_dir) / "images"
         self.dir.mkdir(parents=True, exist_ok=True)
         self._builtin = self._builtins()
@@ -91,6 +93,10 @@ class ImageStore:
         return [i.name for i in self.list()]
 
     def get(self, name: str) -> Image:
+        if self.engine:
+            if not _NAME.match(name):
+                raise UnknownImageError(f"image {name!r}: use letters, digits and . _ : / - (at most 128)")
+            return Image(name, "", "engine", description="resolved by the container engine")
         meta = self._meta_path(name)
         if meta.exists():
             image = Image(**json.loads(meta.read_text()))

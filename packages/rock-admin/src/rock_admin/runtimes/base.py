@@ -24,6 +24,8 @@ class SandboxSpec:
     pids_max: int
     token: str
     env: dict[str, str] = field(default_factory=dict)
+    #: The image pull policy of engine runtimes (`never`, `missing`, `always`; upstream's `pull`).
+    pull: str = "missing"
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,10 @@ class Handle:
     limits_enforced: bool = False
     limits_message: str = ""
     cgroups: list[str] = field(default_factory=list)
+    #: The engine's container id (runtime `docker`).
+    container: str = ""
+    #: The Ray node the sandbox runs on (scheduler `ray`); empty for the local scheduler.
+    node_id: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -100,6 +106,11 @@ class Runtime(ABC):
     def exit_reason(self, handle: Handle) -> str:
         """Why a sandbox that is gone went (rocklet exit code or signal, out of memory...)."""
 
+    async def remove_orphans(self, known: set[str]) -> list[str]:
+        """After an admin restart: remove this admin's sandboxes that no record in `known` (sandbox ids) names;
+        returns their ids. Runtimes whose sandboxes cannot outlive their record have none."""
+        return []
+
     async def aclose(self) -> None:
         """Release what the runtime holds (not the sandboxes: they outlive an admin restart)."""
 
@@ -109,8 +120,10 @@ def create_runtime(kind: str, **kwargs: Any) -> Runtime:
         from rock_admin.runtimes.process import ProcessRuntime
 
         return ProcessRuntime(**kwargs)
-    if kind in ("docker", "ray"):
-        raise NotImplementedError(
-            f"runtime {kind!r} is not implemented yet (reserved for the scale-out issue)"
-        )
-    raise ValueError(f"unknown runtime {kind!r} (available: process)")
+    if kind == "docker":
+        from rock_admin.runtimes.docker import DockerRuntime
+
+        return DockerRuntime(**kwargs)
+    if kind == "ray":
+        raise ValueError("'ray' is a scheduler, not a runtime: use scheduler: ray (with runtime: process)")
+    raise ValueError(f"unknown runtime {kind!r} (available: process, docker)")

@@ -1,5 +1,7 @@
-"""Lifecycle (state machine, idle auto-stop, startup timeout, failure surfacing) and GEM hosting."""
+"""Lifecycle (state machine, idle auto-stop, startup timeout, failure surfacing), the data plane every role
+shares (and the read role's store-backed one), the read node's hop to the write node, and GEM hosting."""
 
+from rock_admin.service.dataplane import DataPlane, ReadPlane
 from rock_admin.service.lifecycle import (
     SandboxError,
     SandboxNotFoundError,
@@ -7,4 +9,11 @@ from rock_admin.service.lifecycle import (
     SandboxService,
 )
 
-__all__ = ["SandboxError", "SandboxNotFoundError", "SandboxNotRunningError", "SandboxService"]
+__all__ = [
+    "DataPlane",
+    "ReadPlane",
+    "SandboxError",
+    "SandboxNotFoundError",
+    "SandboxNotRunningError",
+    "SandboxService",
+]

@@ -19,17 +19,32 @@ from rock.actions import (
     EnvStepResponse,
     SandboxStartRequest,
 )
+from rock_admin.config import AdminConfig
+from rock_admin.service.dataplane import DataPlane
 from rock_admin.service.lifecycle import SandboxError, SandboxService
 
 POOL_SEPARATOR = "/"
 
 
 class GemService:
-    def __init__(self, sandboxes: SandboxService) -> None:
-        self.sandboxes = sandboxes
-        self.config = sandboxes.config
+    """`make`/`close` start and stop sandboxes (the write side: `sandboxes`); `reset`/`step`/`list` only
+    reach rocklets (`data`), so a read node, which has no `sandboxes`, serves them too."""
+
+    def __init__(self, data: DataPlane, sandboxes: SandboxService | None = None) -> None:
+        self.data = data
+        self._sandboxes = sandboxes
         self._pools: dict[str, int] = {}  # pool sandbox id → envs in it
         self._pool_lock = asyncio.Lock()
+
+    @property
+    def sandboxes(self) -> SandboxService:
+        if self._sandboxes is None:  # a read node forwards make/close to the write node before this
+            raise SandboxError("GEM make/close are lifecycle calls: send them to a write node", 5000)
+        return self._sandboxes
+
+    @property
+    def config(self) -> AdminConfig:
+        return self.sandboxes.config
 
     async def _new_sandbox(self, auto_clear_seconds: float | None = None) -> str:
         req = SandboxStartRequest(
@@ -72,7 +87,7 @@ class GemService:
             sid = await self._new_sandbox()
             key = sid
         try:
-            await self.sandboxes.call(
+            await self.data.call(
                 sid,
                 lambda c: c.env_make(
                     EnvMakeRequest(env_id=request.env_id, kwargs=request.kwargs, sandbox_id=key)
@@ -88,13 +103,13 @@ class GemService:
 
     async def reset(self, request: EnvResetRequest) -> EnvResetResponse:
         sid, key = self._route(request.sandbox_id)
-        return await self.sandboxes.call(
+        return await self.data.call(
             sid, lambda c: c.env_reset(EnvResetRequest(sandbox_id=key, seed=request.seed))
         )
 
     async def step(self, request: EnvStepRequest) -> EnvStepResponse:
         sid, key = self._route(request.sandbox_id)
-        return await self.sandboxes.call(
+        return await self.data.call(
             sid, lambda c: c.env_step(EnvStepRequest(sandbox_id=key, action=request.action))
         )
 
@@ -111,25 +126,25 @@ class GemService:
         if op == "step" and not isinstance(body.get("action"), str):
             raise SandboxError("action: a string is required")
         sid, _ = self._route(handle)
-        return await self.sandboxes.post_raw(sid, f"/env/{op}", raw)
+        return await self.data.post_raw(sid, f"/env/{op}", raw)
 
     async def close(self, request: EnvCloseRequest) -> EnvCloseResponse:
         sid, key = self._route(request.sandbox_id)
         if key and POOL_SEPARATOR in key:
-            await self.sandboxes.call(sid, lambda c: c.env_close(EnvCloseRequest(sandbox_id=key)))
+            await self.data.call(sid, lambda c: c.env_close(EnvCloseRequest(sandbox_id=key)))
             if sid in self._pools:
                 self._pools[sid] = max(0, self._pools[sid] - 1)
         else:
             sb = self.sandboxes.get(sid)
             if sb.state == "running":
-                await self.sandboxes.call(sid, lambda c: c.env_close(EnvCloseRequest(sandbox_id=key)))
+                await self.data.call(sid, lambda c: c.env_close(EnvCloseRequest(sandbox_id=key)))
             await self.sandboxes.stop(sb.id, "GEM env closed")
         return EnvCloseResponse(sandbox_id=request.sandbox_id or "")
 
     async def list(self, request: EnvCloseRequest) -> EnvListResponse:
         if request.sandbox_id:
             sid, _ = self._route(request.sandbox_id)
-            return await self.sandboxes.call(sid, lambda c: c.env_list())
+            return await self.data.call(sid, lambda c: c.env_list())
         import gem_envs
 
         return EnvListResponse(env_id=list(gem_envs.list_envs()))

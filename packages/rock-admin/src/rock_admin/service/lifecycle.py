@@ -16,19 +16,20 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
-from rock.actions import SandboxStartRequest, SandboxStatusResponse
-from rock.rocklet_client import RockletClient
+from rock.actions import SandboxStartRequest
 from rock_admin.config import AdminConfig, ConfigError, parse_size
 from rock_admin.images import ImageStore, UnknownImageError
-from rock_admin.runtimes import Handle, Runtime, SandboxSpec, SandboxStartError
-from rock_admin.service.rawhttp import RawPool
+from rock_admin.runtimes import Endpoint, Handle, Runtime, SandboxSpec, SandboxStartError
+from rock_admin.service.dataplane import DataPlane, Sandbox
+from rock_admin.service.errors import SandboxError, SandboxNotFoundError, SandboxNotRunningError
+from rock_admin.service.metrics import Metrics
 from rock_admin.store import SandboxStore
 
 log = logging.getLogger("rock_admin.lifecycle")
-T = TypeVar("T")
+#: Re-exported: callers import these from here.
+__all__ = ["Metrics", "SandboxError", "SandboxNotFoundError", "SandboxNotRunningError", "SandboxService"]
 
 #: Allowed transitions: event → (from states, to state).
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -41,87 +42,19 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
 LIVE_STATES = ("pending", "running")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 HISTORY_KEPT = 100
-#: Connections the admin keeps per rocklet: one event loop serves them all, and httpx's pool costs grow with
-#: its size, so a small pool (requests queue for a connection) is faster under heavy concurrency.
-ROCKLET_CONNECTIONS = 16
 
 
-class SandboxError(Exception):
-    """A request the lifecycle refuses; `code` is upstream's (4000 bad request, 5000 internal)."""
+class SandboxService(DataPlane):
+    """Lifecycle and scheduling (roles `all` and `write`); its sandboxes live in its memory, so it serves the
+    data plane for them too."""
 
-    def __init__(self, message: str, code: int = 4000) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class SandboxNotFoundError(SandboxError):
-    pass
-
-
-class SandboxNotRunningError(SandboxError):
-    pass
-
-
-class Metrics:
-    """Counters the `/metrics` endpoint renders (Prometheus text)."""
-
-    def __init__(self) -> None:
-        self.starts = 0
-        self.start_failures = 0
-        self.failures = 0
-        self.auto_stops = 0
-        self.requests: dict[tuple[str, str], int] = {}
-        self.latency_sum: dict[str, float] = {}
-        self.latency_count: dict[str, int] = {}
-        self.latency_buckets: dict[str, list[int]] = {}
-
-    BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-    def observe(self, op: str, status: str, seconds: float) -> None:
-        key = (op, status)
-        self.requests[key] = self.requests.get(key, 0) + 1
-        self.latency_sum[op] = self.latency_sum.get(op, 0.0) + seconds
-        self.latency_count[op] = self.latency_count.get(op, 0) + 1
-        buckets = self.latency_buckets.setdefault(op, [0] * len(self.BUCKETS))
-        for i, bound in enumerate(self.BUCKETS):
-            if seconds <= bound:
-                buckets[i] += 1
-
-
-class Sandbox:
-    """The in-memory side of a record: its rocklet client and the activity clock."""
-
-    def __init__(self, record: dict[str, Any]) -> None:
-        self.record = record
-        self.client: RockletClient | None = None
-        self.raw: Any = None  # RawPool, made on first use (GEM hot path)
-        self.ready = asyncio.Event()
-        self.stopping = False
-        self.task: asyncio.Task[None] | None = None
-
-    @property
-    def id(self) -> str:
-        return self.record["sandbox_id"]
-
-    @property
-    def state(self) -> str:
-        return self.record["state"]
-
-    @property
-    def handle(self) -> Handle | None:
-        h = self.record.get("handle")
-        return Handle.from_dict(h) if h else None
-
-
-class SandboxService:
     def __init__(
         self, config: AdminConfig, store: SandboxStore, runtime: Runtime, images: ImageStore
     ) -> None:
+        super().__init__(store)
         self.config = config
-        self.store = store
         self.runtime = runtime
         self.images = images
-        self.metrics = Metrics()
         self.sandboxes: dict[str, Sandbox] = {}
         self._scanner: asyncio.Task[None] | None = None
         self.max_memory = parse_size(config.max_memory, "max_memory")
@@ -143,7 +76,6 @@ class SandboxService:
                     reason += f": {self.runtime.exit_reason(handle)}"
                 self._transition(sb, "fail", reason)
                 continue
-            sb.client = self._connect(handle, record.get("token", ""))
             self.runtime.watch(handle, lambda h, sb=sb: self._on_exit(sb, h))
             if sb.state == "pending":
                 sb.task = asyncio.create_task(self._wait_alive(sb, handle))
@@ -166,8 +98,7 @@ class SandboxService:
         for sb in self.sandboxes.values():
             if sb.task and not sb.task.done():
                 sb.task.cancel()
-            if sb.client:
-                await sb.client.aclose()
+            await sb.close_clients()
         if self.config.stop_on_exit:
             stop_zygote = getattr(self.runtime, "stop_zygote", None)
             if stop_zygote is not None:
@@ -312,6 +243,7 @@ class SandboxService:
             "auto_clear_seconds": checked["auto_clear_seconds"],
             "startup_timeout": checked["startup_timeout"],
             "env": req.env or {},
+            "pull": req.pull,
             "create_time": now,
             "last_activity_time": now,
             "user_id": headers.get("x-user-id"),
@@ -350,6 +282,7 @@ class SandboxService:
             pids_max=self.config.pids_max,
             token=rec["token"],
             env=rec.get("env") or {},
+            pull=rec.get("pull", "missing"),
         )
         try:
             handle = await self.runtime.start(spec)
@@ -370,7 +303,6 @@ class SandboxService:
         if sb.stopping or sb.state != "pending":  # stopped while starting
             await self.runtime.stop(handle)
             return
-        sb.client = self._connect(handle, rec["token"])
         self.runtime.watch(handle, lambda h: self._on_exit(sb, h))
         try:
             await self._wait_alive(sb, handle)
@@ -382,7 +314,6 @@ class SandboxService:
             await self.runtime.stop(handle)
 
     async def _wait_alive(self, sb: Sandbox, handle: Handle) -> None:
-        assert sb.client is not None
         deadline = sb.record["create_time"] + sb.record["startup_timeout"]
         if sb.record.get("state_history"):
             deadline = sb.record["state_history"][-1]["timestamp"] + sb.record["startup_timeout"]
@@ -399,9 +330,7 @@ class SandboxService:
                 return
             # The socket listens before the rocklet serves: this call waits in its backlog until it does.
             try:
-                reply = await asyncio.wait_for(
-                    self._raw(sb, sb.client).get("/is_alive"), min(remaining, 10.0)
-                )
+                reply = await asyncio.wait_for(self.raw_pool(sb).get("/is_alive"), min(remaining, 10.0))
                 is_alive = json.loads(reply).get("is_alive") is True
             except Exception:  # not answering (yet): any error is "not alive"; death is the pidfd's to report
                 is_alive = False
@@ -448,12 +377,7 @@ class SandboxService:
                 sb.task.cancel()
             if handle is not None:
                 await self.runtime.stop(handle)
-            if sb.client:
-                await sb.client.aclose()
-                sb.client = None
-            if sb.raw is not None:
-                sb.raw.close()
-                sb.raw = None
+            await sb.close_clients()
         finally:
             sb.stopping = False
             sb.ready.set()
@@ -488,49 +412,6 @@ class SandboxService:
         sb.task = asyncio.create_task(self._launch(sb))
         return sb
 
-    # ------------------------------------------------------------------ data plane
-
-    def client_for(self, sandbox_id: str | None) -> tuple[Sandbox, RockletClient]:
-        """The rocklet of a running sandbox; refreshes its idle clock."""
-        sb = self.get(sandbox_id)
-        if sb.state != "running" or sb.client is None:
-            detail = f": {sb.record.get('failure_reason')}" if sb.state == "failed" else ""
-            raise SandboxNotRunningError(f"sandbox {sb.id} is not running (state: {sb.state}){detail}")
-        sb.record["last_activity_time"] = time.time()
-        return sb, sb.client
-
-    async def call(self, sandbox_id: str | None, fn: Callable[[RockletClient], Awaitable[T]]) -> T:
-        sb, client = self.client_for(sandbox_id)
-        try:
-            return await fn(client)
-        finally:
-            sb.record["last_activity_time"] = time.time()
-
-    def _connect(self, handle: Handle, token: str) -> RockletClient:
-        endpoint = self.runtime.endpoint(handle)
-        return RockletClient(
-            endpoint.url or None,
-            uds=endpoint.uds or None,
-            auth_token=token,
-            max_connections=ROCKLET_CONNECTIONS,
-        )
-
-    def _raw(self, sb: Sandbox, client: RockletClient) -> RawPool:
-        if sb.raw is None:
-            handle = sb.handle
-            assert handle is not None
-            sb.raw = RawPool(self.runtime.endpoint(handle), sb.record.get("token", ""), ROCKLET_CONNECTIONS)
-        return sb.raw
-
-    async def post_raw(self, sandbox_id: str | None, path: str, body: bytes) -> bytes:
-        """POST bytes to the rocklet of a running sandbox through the lean keep-alive client; its reply's
-        bytes come back (errors raised as by `RockletClient`)."""
-        sb, client = self.client_for(sandbox_id)
-        try:
-            return await self._raw(sb, client).post(path, body)
-        finally:
-            sb.record["last_activity_time"] = time.time()
-
     # ------------------------------------------------------------------ idle auto-stop
 
     async def _scan_loop(self) -> None:
@@ -543,77 +424,36 @@ class SandboxService:
 
     async def scan_idle(self) -> None:
         now = time.time()
+        expiring = []
         for sb in list(self.sandboxes.values()):
             clear = sb.record.get("auto_clear_seconds") or 0
             if sb.state != "running" or clear <= 0:
                 continue
-            idle = now - sb.record.get("last_activity_time", now)
-            if idle >= clear:
-                self.metrics.auto_stops += 1
-                await self.stop(sb.id, f"expired: idle for {idle:.0f} s (auto_clear_seconds={clear:g})")
+            if now - sb.record.get("last_activity_time", now) >= clear:
+                expiring.append(sb)
             elif int(now) % 30 == 0:
                 self._save(sb)  # persist the activity clock now and then
+        # Read nodes report the activity they serve to the store: the latest seen anywhere counts.
+        seen = self.store.activity([sb.id for sb in expiring]) if expiring else {}
+        for sb in expiring:
+            last = max(sb.record.get("last_activity_time", now), seen.get(sb.id, 0.0))
+            sb.record["last_activity_time"] = last
+            clear = sb.record["auto_clear_seconds"]
+            if sb.state == "running" and now - last >= clear:
+                self.metrics.auto_stops += 1
+                await self.stop(sb.id, f"expired: idle for {now - last:.0f} s (auto_clear_seconds={clear:g})")
 
     # ------------------------------------------------------------------ views
 
-    def status(self, sb: Sandbox) -> SandboxStatusResponse:
-        rec = sb.record
-        handle = rec.get("handle") or {}
-        clear = rec.get("auto_clear_seconds") or 0
-        return SandboxStatusResponse(
-            sandbox_id=sb.id,
-            status=rec.get("status", {}),
-            host_name=rec.get("host_name") or sb.id[:63],
-            host_ip="127.0.0.1",
-            is_alive=sb.state == "running",
-            image=rec.get("image"),
-            metadata={"pid": handle.get("pid"), "uds": handle.get("uds")},
-            gateway_version=_version(),
-            swe_rex_version=_rocklet_version(),
-            user_id=rec.get("user_id"),
-            experiment_id=rec.get("experiment_id"),
-            namespace=rec.get("namespace"),
-            cpus=rec.get("cpus"),
-            memory=rec.get("memory"),
-            disk=rec.get("disk"),
-            state=rec["state"],
-            start_time=rec.get("start_time"),
-            stop_time=rec.get("stop_time"),
-            create_time=rec.get("create_time"),
-            delete_time=rec.get("delete_time"),
-            auto_stop_time=(rec.get("last_activity_time", 0) + clear)
-            if clear and sb.state == "running"
-            else None,
-            state_history=rec.get("state_history", []),
-            failure_reason=rec.get("failure_reason"),
-            auto_clear_seconds=clear,
-            last_activity_time=rec.get("last_activity_time"),
-            isolation=handle.get("isolation"),
-            limits_enforced=handle.get("limits_enforced"),
-            limits_message=handle.get("limits_message"),
-        )
+    def endpoint(self, handle: Handle) -> Endpoint:
+        return self.runtime.endpoint(handle)
 
-    def list(self, states: list[str] | None = None) -> list[Sandbox]:
-        out = []
-        for record in self.store.list(states):
-            sb = self.sandboxes.get(record["sandbox_id"])
-            out.append(sb if sb is not None else Sandbox(record))
-        return out
+    def known(self, record: dict[str, Any]) -> Sandbox:
+        sb = self.sandboxes.get(record["sandbox_id"])
+        return sb if sb is not None else Sandbox(record)
 
     def counts(self) -> dict[str, int]:
         result: dict[str, int] = {}
         for sb in self.sandboxes.values():
             result[sb.state] = result.get(sb.state, 0) + 1
         return result
-
-
-def _version() -> str:
-    from rock_admin import __version__
-
-    return __version__
-
-
-def _rocklet_version() -> str:
-    import rocklet
-
-    return getattr(rocklet, "__version__", "")

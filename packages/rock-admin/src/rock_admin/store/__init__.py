@@ -1,4 +1,4 @@
-"""Sandbox records behind one interface; SQLite (WAL) is the embedded default."""
+"""Sandbox records behind one interface: SQLite (WAL; one host, shared by its roles) or Redis (several hosts)."""
 
 from rock_admin.store.base import SandboxStore
 from rock_admin.store.sqlite import SqliteStore
@@ -6,9 +6,11 @@ from rock_admin.store.sqlite import SqliteStore
 __all__ = ["SandboxStore", "SqliteStore", "open_store"]
 
 
-def open_store(kind: str, state_dir: str) -> SandboxStore:
+def open_store(kind: str, state_dir: str, redis_url: str = "", redis_prefix: str = "rock") -> SandboxStore:
     if kind == "sqlite":
         return SqliteStore(f"{state_dir}/rock-admin.db")
     if kind == "redis":
-        raise NotImplementedError("store 'redis' is not implemented yet (reserved for the scale-out issue)")
-    raise ValueError(f"unknown store {kind!r} (available: sqlite)")
+        from rock_admin.store.redis import RedisStore
+
+        return RedisStore(redis_url, redis_prefix)
+    raise ValueError(f"unknown store {kind!r} (available: sqlite, redis)")

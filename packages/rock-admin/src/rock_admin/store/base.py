@@ -22,4 +22,13 @@ class SandboxStore(ABC):
     def list(self, states: list[str] | None = None) -> list[dict[str, Any]]: ...
 
     @abstractmethod
+    def touch(self, times: dict[str, float]) -> None:
+        """Record data-plane activity (sandbox id → epoch seconds; a later time wins), apart from the records
+        so a read node never overwrites what the write node saved."""
+
+    @abstractmethod
+    def activity(self, sandbox_ids: list[str]) -> dict[str, float]:
+        """The latest activity `touch` recorded for each of `sandbox_ids` (absent when none)."""
+
+    @abstractmethod
     def close(self) -> None: ...

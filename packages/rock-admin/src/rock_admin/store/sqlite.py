@@ -19,6 +19,7 @@ CREATE TABLE IF NOT EXISTS sandboxes (
     updated REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sandboxes_state ON sandboxes(state);
+CREATE TABLE IF NOT EXISTS activity (sandbox_id TEXT PRIMARY KEY, seen REAL NOT NULL);
 """
 
 
@@ -70,6 +71,30 @@ class SqliteStore(SandboxStore):
             else:
                 rows = self._db.execute("SELECT record FROM sandboxes ORDER BY updated").fetchall()
         return [json.loads(r[0]) for r in rows]
+
+    def touch(self, times: dict[str, float]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")  # one commit for the batch
+            try:
+                self._db.executemany(
+                    "INSERT INTO activity (sandbox_id, seen) VALUES (?, ?) "
+                    "ON CONFLICT(sandbox_id) DO UPDATE SET seen = max(seen, excluded.seen)",
+                    list(times.items()),
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def activity(self, sandbox_ids: list[str]) -> dict[str, float]:
+        if not sandbox_ids:
+            return {}
+        marks = ",".join("?" * len(sandbox_ids))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT sandbox_id, seen FROM activity WHERE sandbox_id IN ({marks})", sandbox_ids
+            ).fetchall()
+        return {sid: seen for sid, seen in rows}
 
     def close(self) -> None:
         with self._lock:

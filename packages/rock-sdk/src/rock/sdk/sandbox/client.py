@@ -7,7 +7,9 @@
     result = await sandbox.arun(cmd="echo Hello Rock", session="bash-1")
     await sandbox.stop()
 
-Every call goes to `{base_url}/apis/envs/sandbox/v1/<op>` and expects ROCK's envelope. A `Failed` envelope
+Every call goes to `{base_url}/apis/envs/sandbox/v1/<op>` and expects ROCK's envelope; with `write_url` and
+`read_urls` set, lifecycle calls go to the write node and the rest to a read node (the next one when one cannot
+be reached), skipping the hop a single URL costs. A `Failed` envelope
 raises: the remote exception's own class when the admin names one (`NonZeroExitCodeError`,
 `FileNotFoundError`, ...), else `SandboxRequestError`; the message says what failed and on which sandbox.
 """
@@ -18,6 +20,7 @@ import asyncio
 import contextlib
 import math
 import os
+import random
 import shlex
 import time
 from collections.abc import AsyncIterator
@@ -80,13 +83,23 @@ class SandboxStartError(SandboxError):
     """The sandbox did not start: its phase failed or timed out, or `startup_timeout` passed."""
 
 
+#: Calls only the write cluster serves (`write_url`, when set).
+LIFECYCLE_OPS = frozenset({"start", "start_async", "stop", "delete", "restart"})
+
+
+def _api(base_url: str) -> str:
+    return f"{base_url.rstrip('/')}/apis/envs/sandbox/v1"
+
+
 class Sandbox:
     def __init__(self, config: SandboxConfig | None = None) -> None:
         self.config = config or SandboxConfig()
         self._sandbox_id: str | None = self.config.sandbox_id
         self._host_name: str | None = None
         self._host_ip: str | None = None
-        self._url = f"{self.config.base_url.rstrip('/')}/apis/envs/sandbox/v1"
+        self._reads = [_api(u) for u in self.config.read_urls] or [_api(self.config.base_url)]
+        self._read = random.randrange(len(self._reads))  # spreads sandboxes over the read nodes
+        self._write = _api(self.config.write_url) if self.config.write_url else None
         self._http: httpx.AsyncClient | None = None
         self.runtime_envs: dict[str, Any] = {}
 
@@ -110,12 +123,21 @@ class Sandbox:
 
     @property
     def url(self) -> str:
-        return self._url
+        """`{base}/apis/envs/sandbox/v1` of the read node data-plane calls go to now."""
+        return self._reads[self._read]
 
     @url.setter
     def url(self, value: str) -> None:
-        """Point data-plane calls elsewhere (read/write separation on the client, as upstream)."""
-        self._url = value.rstrip("/")
+        """Point data-plane calls elsewhere (read/write separation on the client, as upstream); lifecycle
+        calls follow too unless `write_url` is set."""
+        self._reads, self._read = [value.rstrip("/")], 0
+
+    @property
+    def _url(self) -> str:
+        return self._reads[self._read]
+
+    def _base(self, op: str) -> str:
+        return (self._write or self._url) if op in LIFECYCLE_OPS else self._url
 
     # ------------------------------------------------------------------ plumbing
 
@@ -174,15 +196,22 @@ class Sandbox:
         timeout: float | None = None,
         **kw: Any,
     ) -> Any:
-        try:
-            response = await self.http.request(
-                method, f"{self._url}/{op}", json=json, params=params, timeout=timeout, **kw
-            )
-        except httpx.HTTPError as exc:
-            raise SandboxError(
-                f"{op} on sandbox {self._sandbox_id}: cannot reach the admin at {self._url}: {type(exc).__name__}: {exc}",
-                sandbox_id=self._sandbox_id,
-            ) from exc
+        lifecycle = op in LIFECYCLE_OPS and self._write is not None
+        tries = 1 if lifecycle else len(self._reads)
+        for attempt in range(tries):
+            base = self._base(op)
+            try:
+                response = await self.http.request(
+                    method, f"{base}/{op}", json=json, params=params, timeout=timeout, **kw
+                )
+                break
+            except httpx.ConnectError as exc:  # never sent: safe to send to the next read node
+                if attempt + 1 < tries:
+                    self._read = (self._read + 1) % len(self._reads)
+                    continue
+                raise self._unreachable(op, base, exc) from exc
+            except httpx.HTTPError as exc:
+                raise self._unreachable(op, base, exc) from exc
         try:
             body = response.json()
         except ValueError:
@@ -195,6 +224,12 @@ class Sandbox:
                 body = {"message": f"HTTP {response.status_code}: {body}"}
             self._raise(op, body)
         return body.get("result")
+
+    def _unreachable(self, op: str, base: str, exc: Exception) -> SandboxError:
+        return SandboxError(
+            f"{op} on sandbox {self._sandbox_id}: cannot reach the admin at {base}: {type(exc).__name__}: {exc}",
+            sandbox_id=self._sandbox_id,
+        )
 
     async def _post(self, op: str, payload: BaseModel | dict[str, Any], out: type[M], **kw: Any) -> M:
         data = payload.model_dump(exclude_none=False) if isinstance(payload, BaseModel) else dict(payload)
@@ -236,11 +271,11 @@ class Sandbox:
         # `start` answers once the sandbox is alive or has failed (no polling, no fixed sleeps); a start that
         # outlasts the server's wait (85 s) goes on below by polling the status.
         try:
-            response = await self.http.post(f"{self._url}/start", json=body)
+            response = await self.http.post(f"{self._base('start')}/start", json=body)
             payload = response.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise SandboxStartError(
-                f"start: cannot reach the admin at {self._url}: {type(exc).__name__}: {exc}",
+                f"start: cannot reach the admin at {self._base('start')}: {type(exc).__name__}: {exc}",
                 sandbox_id=c.sandbox_id,
             ) from exc
         res = (

@@ -23,6 +23,20 @@ class BaseConfig(BaseModel):
     xrl_authorization: str | None = None
     extra_headers: dict[str, str] = Field(default_factory=dict)
     api_key: str | None = Field(default_factory=lambda: os.environ.get("ROCK_API_KEY") or None)
+    #: Addition: where lifecycle calls (start, stop, delete, restart) go; default `base_url`.
+    write_url: str | None = None
+    #: Addition: read nodes for data-plane calls (commands, sessions, files, status); default `base_url`.
+    #: Each sandbox starts at a random one and moves to the next when one cannot be reached.
+    read_urls: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check_urls(self) -> BaseConfig:
+        for name, url in [("base_url", self.base_url), ("write_url", self.write_url)] + [
+            (f"read_urls[{i}]", u) for i, u in enumerate(self.read_urls)
+        ]:
+            if url is not None and not url.startswith(("http://", "https://")):
+                raise ValueError(f"{name}: expected an http(s):// URL, got {url!r}")
+        return self
 
 
 class SandboxConfig(BaseConfig):

@@ -1,0 +1,186 @@
+"""rock-admin `docker` runtime benchmark, against Podman's Docker-compatible service started here.
+
+    python packages/rock-admin/bench/bench_docker.py --out bench-results/rock-admin-docker.json
+
+Figures, all from one run on one machine:
+- the floor: `podman run --rm --network none IMAGE true` (the engine alone, no rocklet), sequential p50/p99;
+- create → first `echo` through the admin (HTTP `/start`, `/create_session`, `/run_in_session`), sequential
+  p50/p99, and the overhead over the floor at p50 (target ≤ 0.3 s);
+- a burst of N creates at once (p50/p99, success, wall);
+- create throughput (sandboxes/s, 8 at a time) of the docker runtime and of the `process` runtime.
+Every admin is stopped by PID, the engine service too, and every container is removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import docker
+import httpx
+
+from rock_admin.engines import podman
+from rock_admin.runtimes.docker import LABEL_ADMIN, admin_id
+from rock_admin.testing import PREFIX, Admin, ok, running_admin
+
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))] if s else float("nan")
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"n": len(values), "p50_s": round(pct(values, 50), 3), "p99_s": round(pct(values, 99), 3)}
+
+
+def client(admin: Admin) -> httpx.Client:
+    # Generous: a burst on a small, busy machine queues for minutes (the admin's /start waits ≤ 85 s).
+    return httpx.Client(base_url=admin.url + PREFIX, timeout=300)
+
+
+def floor(n: int) -> list[float]:
+    """The engine alone: a container that runs `true` and is removed."""
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        podman.podman(podman.podman_dir(), "run", "--rm", "--network", "none", podman.BASE_IMAGE, "true")
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def create_and_echo(admin: Admin) -> tuple[float, str]:
+    """Seconds from `/start` to the first `echo`'s output; the sandbox id (empty on failure)."""
+    with client(admin) as http:
+        t0 = time.perf_counter()
+        body = http.post("/start", json={"image": "python:3.11", "memory": "512m", "cpus": 1}).json()
+        if body["status"] != "Success":
+            return time.perf_counter() - t0, ""
+        sid = body["result"]["sandbox_id"]
+        ok(http.post("/create_session", json={"sandbox_id": sid, "session": "s"}))
+        out = ok(http.post("/run_in_session", json={"sandbox_id": sid, "session": "s", "command": "echo hi"}))
+        elapsed = time.perf_counter() - t0
+        return elapsed, sid if out["output"].strip() == "hi" else ""  # type: ignore[index]
+
+
+def delete_all(admin: Admin, sids: list[str]) -> None:
+    with client(admin) as http:
+        for sid in sids:
+            if sid:
+                ok(http.post("/delete", json={"sandbox_id": sid}))
+
+
+def sequential(admin: Admin, n: int) -> list[float]:
+    results = [create_and_echo(admin) for _ in range(n)]
+    delete_all(admin, [sid for _, sid in results])
+    return [t for t, sid in results if sid]
+
+
+def burst(admin: Admin, n: int) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(n) as pool:
+        results = list(pool.map(lambda _: create_and_echo(admin), range(n)))
+    wall = time.perf_counter() - t0
+    delete_all(admin, [sid for _, sid in results])
+    done = [t for t, sid in results if sid]
+    return {**summary(done), "success": len(done), "of": n, "wall_s": round(wall, 2)}
+
+
+def throughput(admin: Admin, n: int) -> float:
+    """Sandboxes per second reaching `running` (the `/start` reply), 8 requests at a time."""
+
+    def start() -> str:
+        with client(admin) as http:
+            result = ok(http.post("/start", json={"image": "python:3.11", "memory": "512m", "cpus": 1}))
+            return result["sandbox_id"]  # type: ignore[index]
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(8) as pool:
+        sids = list(pool.map(lambda _: start(), range(n)))
+    rate = n / (time.perf_counter() - t0)
+    delete_all(admin, sids)
+    return round(rate, 2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sequential", type=int, default=20, help="sequential creates (and floor runs)")
+    parser.add_argument("--burst", type=int, default=32, help="creates at once")
+    parser.add_argument("--throughput", type=int, default=24, help="sandboxes per runtime for the rate")
+    parser.add_argument("--out", help="write the figures as JSON here")
+    args = parser.parse_args()
+
+    podman.ensure_base_image()
+    result: dict[str, Any] = {
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_at_start": os.getloadavg()[0],
+        }
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-docker-", dir=podman.podman_dir()) as tmp:
+        state = Path(tmp) / "docker-admin"
+        with podman.podman_service() as url:
+            client = docker.DockerClient(base_url=url, version="1.41")
+            try:
+                floor_times = floor(args.sequential)
+                with running_admin(state, runtime="docker", docker_host=url, log_level="warning") as admin:
+                    create_and_echo(admin)  # warm: page cache, the engine's image lookup
+                    seq = sequential(admin, args.sequential)
+                    result["burst"] = burst(admin, args.burst)
+                    result["throughput_docker_per_s"] = throughput(admin, args.throughput)
+            finally:
+                for c in client.containers.list(
+                    all=True, filters={"label": f"{LABEL_ADMIN}={admin_id(str(state))}"}
+                ):
+                    c.remove(force=True)
+                client.close()
+        with running_admin(Path(tmp) / "process-admin", log_level="warning") as admin:
+            result["throughput_process_per_s"] = throughput(admin, args.throughput)
+    result["floor_podman_run_true"] = summary(floor_times)
+    result["create_to_echo_sequential"] = seq_summary = summary(seq)
+    result["overhead_p50_s"] = round(seq_summary["p50_s"] - result["floor_podman_run_true"]["p50_s"], 3)
+    result["throughput_ratio_process_over_docker"] = round(
+        result["throughput_process_per_s"] / result["throughput_docker_per_s"], 1
+    )
+
+    rows = [
+        (
+            "floor: podman run --rm IMAGE true",
+            f"p50 {pct(floor_times, 50):.3f} s, p99 {pct(floor_times, 99):.3f} s",
+        ),
+        (
+            "create → first echo, sequential",
+            f"p50 {seq_summary['p50_s']:.3f} s, p99 {seq_summary['p99_s']:.3f} s",
+        ),
+        ("overhead over the floor at p50", f"{result['overhead_p50_s']:.3f} s (target ≤ 0.3 s)"),
+        (
+            f"burst of {args.burst} (create → echo)",
+            f"p50 {result['burst']['p50_s']:.3f} s, p99 {result['burst']['p99_s']:.3f} s, "
+            f"{result['burst']['success']}/{args.burst} ok, wall {result['burst']['wall_s']} s",
+        ),
+        ("create throughput, docker", f"{result['throughput_docker_per_s']} sandboxes/s"),
+        ("create throughput, process", f"{result['throughput_process_per_s']} sandboxes/s"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    print(
+        f"(sequential medians: {statistics.median(seq):.3f} s docker vs {statistics.median(floor_times):.3f} s floor)"
+    )
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,441 @@
+"""The `docker` runtime: each sandbox is a container made through the Docker Engine API (`docker` SDK), against
+any engine that speaks it (Docker, or Podman's compatible service).
+
+The rocklet comes from the host, not from a registry or the network: the admin's interpreter and packages are
+bind-mounted read-only at their host paths (upstream's `local` mode) and the rocklet is the container's command,
+under the engine's init. It listens on a Unix socket in a per-sandbox host dir mounted at `/run/rocklet`
+(`<state_dir>/docker/<id>/run/`), so the container needs no network (`docker_network: none`, the default);
+with `bridge` it listens on TCP, published on 127.0.0.1. Containers are labelled with the admin (a hash of its
+state dir) and the sandbox id: a restarted admin adopts its own, and removes those no record knows. Engine
+calls block, so they run in a bounded thread pool; one events stream reports every container's death.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from rock_admin.runtimes.base import Endpoint, Handle, Runtime, SandboxSpec, SandboxStartError
+from rock_admin.runtimes.process import UDS_MAX, _pid_start, _python_paths
+
+log = logging.getLogger("rock_admin.runtime.docker")
+
+PULL_POLICIES = ("never", "missing", "always")
+NETWORKS = ("none", "bridge")
+#: Where the sandbox's run dir (socket, rocklet state) appears inside the container.
+RUN_DIR = "/run/rocklet"
+ROCKLET_PORT = 8000
+LABEL_ADMIN = "rock.admin"
+LABEL_SANDBOX = "rock.sandbox_id"
+#: How long `start` waits for the rocklet's socket to appear; the lifecycle's startup timeout rules beyond.
+SOCKET_WAIT = 10.0
+
+
+def admin_id(state_dir: str) -> str:
+    """Names this admin's containers: admins on other state dirs (or hosts) sharing an engine leave them be."""
+    return hashlib.sha256(os.path.realpath(state_dir).encode()).hexdigest()[:12]
+
+
+def _rocklet_command(network: str) -> tuple[list[str], dict[str, str]]:
+    """The rocklet's command line and the environment it needs, with the interpreter from the host.
+
+    A Python outside `/usr` (pyenv, uv, a venv's base) is mounted and run as is; a system Python under `/usr`
+    cannot be mounted over the image's own `/usr`, so the image's `python3` runs with the host's package dirs
+    on PYTHONPATH (it must be the same minor version).
+    """
+    listen = (
+        ["--uds", f"{RUN_DIR}/rocklet.sock"]
+        if network == "none"
+        else ["--host", "0.0.0.0", "--port", str(ROCKLET_PORT)]
+    )
+    args = ["-m", "rocklet", *listen, "--state-dir", f"{RUN_DIR}/state", "--log-level", "warning"]
+    env = {"PYTHONDONTWRITEBYTECODE": "1", "HOME": "/root"}
+    if _under_usr(os.path.realpath(sys.base_prefix)):
+        env["PYTHONPATH"] = ":".join(p for p in _python_paths() if not _under_usr(p))
+        return ["python3", *args], env
+    return [sys.executable, *args], env
+
+
+def _memory_cgroup(pid: int) -> list[str]:
+    """The memory cgroup dir of a local container's init (v1 or v2); empty when the engine is elsewhere."""
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            lines = [line.rstrip("\n").split(":", 2) for line in f]
+    except OSError:
+        return []
+    for _, controllers, path in lines:
+        if "memory" in controllers.split(","):
+            return [f"/sys/fs/cgroup/memory{path}"]
+    unified = [path for num, controllers, path in lines if num == "0" and not controllers]
+    return [f"/sys/fs/cgroup{unified[0]}"] if unified else []
+
+
+def _under_usr(path: str) -> bool:
+    return path == "/usr" or path.startswith("/usr/")
+
+
+class DockerRuntime(Runtime):
+    name = "docker"
+
+    def __init__(
+        self,
+        state_dir: str,
+        docker_host: str = "",
+        network: str = "none",
+        concurrency: int = 8,
+        **_ignored: Any,  # the process runtime's settings (isolation, hide_paths) mean nothing here
+    ) -> None:
+        import docker  # the `docker` extra: imported only when this runtime is chosen
+
+        if network not in NETWORKS:
+            raise ValueError(f"docker_network: expected one of {', '.join(NETWORKS)}, got {network!r}")
+        self._docker = docker
+        self.state_dir = Path(state_dir)
+        self.sandboxes_dir = self.state_dir / "docker"
+        self.sandboxes_dir.mkdir(parents=True, exist_ok=True)
+        self.network = network
+        self.admin = admin_id(state_dir)
+        self.base_url = docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        # A fixed API version (Docker ≥ 20.10, Podman ≥ 3): no /version round trip for every client made.
+        self.client = docker.DockerClient(
+            base_url=self.base_url, version="1.41", timeout=120, max_pool_size=concurrency + 2
+        )
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="docker")
+        self._command, self._env = _rocklet_command(network)
+        self._binds = [p for p in _python_paths() if not _under_usr(p)]
+        self._watched: dict[str, tuple[Handle, Callable[[Handle], None], asyncio.AbstractEventLoop]] = {}
+        #: Containers the kernel OOM-killed in, as their cgroup's eventfd said (for engines that do not say).
+        self._oom: set[str] = set()
+        #: Containers `start` is waiting on, and those of them that died meanwhile.
+        self._starting: set[str] = set()
+        self._died: set[str] = set()
+        self._lock = threading.Lock()
+        self._events: Any = None
+        self._events_thread: threading.Thread | None = None
+        self._closed = False
+        self._dir_fd = -1
+
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def _engine_error(self, exc: Exception) -> str:
+        explanation = getattr(exc, "explanation", None)
+        return str(explanation or exc)
+
+    # ------------------------------------------------------------------ start
+
+    async def start(self, spec: SandboxSpec) -> Handle:
+        self._follow()
+        handle = await self._call(self._start, spec)
+        if handle.uds:
+            await self._socket_ready(handle)
+        return handle
+
+    async def _socket_ready(self, handle: Handle) -> None:
+        """Wait for the rocklet's socket (a stat every 5 ms) or the container's death: the lifecycle's first
+        probe then finds it listening, instead of backing off to 100 ms between tries while it boots."""
+        self._starting.add(handle.container)
+        deadline = time.monotonic() + SOCKET_WAIT
+        try:
+            while not os.path.exists(handle.uds) and handle.container not in self._died:
+                if time.monotonic() > deadline:
+                    return
+                await asyncio.sleep(0.005)
+        finally:
+            self._starting.discard(handle.container)
+            self._died.discard(handle.container)
+
+    def _start(self, spec: SandboxSpec) -> Handle:
+        errors = self._docker.errors
+        if spec.pull not in PULL_POLICIES:
+            raise SandboxStartError(f"pull: expected one of {', '.join(PULL_POLICIES)}, got {spec.pull!r}")
+        image = self._image(spec.image.name, spec.pull)
+        sdir = self.sandboxes_dir / spec.sandbox_id
+        run_dir = sdir / "run"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            (run_dir / "rocklet.sock").unlink()
+        name = f"rock-{self.admin}-{spec.sandbox_id}"
+        container = None
+        try:
+            container = self._existing(name) or self._create(spec, image, name, run_dir)
+            container.start()
+            container.reload()
+        except errors.DockerException as exc:
+            if container is not None:  # no handle will name it: it goes now
+                with contextlib.suppress(errors.DockerException):
+                    container.remove(force=True)
+            raise SandboxStartError(
+                f"the engine could not start the container: {self._engine_error(exc)}"
+            ) from exc
+        state = container.attrs.get("State", {})
+        pid = int(state.get("Pid") or 0)
+        url = ""
+        if self.network == "bridge":
+            ports = container.attrs["NetworkSettings"]["Ports"].get(f"{ROCKLET_PORT}/tcp") or []
+            if not ports:
+                raise SandboxStartError(f"the engine published no port for the rocklet ({ROCKLET_PORT}/tcp)")
+            url = f"http://127.0.0.1:{ports[0]['HostPort']}"
+        return Handle(
+            sandbox_id=spec.sandbox_id,
+            uds=str(run_dir / "rocklet.sock") if self.network == "none" else "",
+            url=url,
+            pid=pid,
+            pid_start=_pid_start(pid) if pid else 0,
+            sandbox_dir=str(sdir),
+            isolation=f"container {container.short_id} ({self.base_url}), network {self.network}",
+            limits_enforced=True,
+            limits_message="memory, cpus and pids limits set on the container by the engine",
+            cgroups=_memory_cgroup(pid) if pid else [],
+            container=container.id,
+        )
+
+    def _image(self, name: str, pull: str) -> Any:
+        """The engine's image for `name` under the pull policy (`missing`: pull only when not there)."""
+        errors = self._docker.errors
+        if pull != "always":
+            try:
+                return self.client.images.get(name)
+            except errors.ImageNotFound as exc:
+                if pull == "never":
+                    raise SandboxStartError(
+                        f"image {name!r} is not on the engine and pull is 'never': {self._engine_error(exc)}"
+                    ) from exc
+            except errors.DockerException as exc:
+                raise SandboxStartError(f"the engine at {self.base_url}: {self._engine_error(exc)}") from exc
+        try:
+            return self.client.images.pull(name)
+        except errors.DockerException as exc:
+            raise SandboxStartError(f"image {name!r}: pull failed: {self._engine_error(exc)}") from exc
+
+    def _existing(self, name: str) -> Any:
+        """A container of a stopped sandbox being restarted: started again, with its files."""
+        with contextlib.suppress(self._docker.errors.NotFound):
+            return self.client.containers.get(name)
+        return None
+
+    def _create(self, spec: SandboxSpec, image: Any, name: str, run_dir: Path) -> Any:
+        mounts = [self._docker.types.Mount(RUN_DIR, str(run_dir), type="bind")]
+        mounts += [self._docker.types.Mount(p, p, type="bind", read_only=True) for p in self._binds]
+        kwargs: dict[str, Any] = {}
+        if self.network == "bridge":
+            kwargs["ports"] = {f"{ROCKLET_PORT}/tcp": ("127.0.0.1", None)}
+        return self.client.containers.create(
+            image.id,
+            entrypoint=self._command[:1],
+            command=self._command[1:],
+            name=name,
+            hostname=spec.sandbox_id[:63],
+            labels={LABEL_ADMIN: self.admin, LABEL_SANDBOX: spec.sandbox_id},
+            environment={**self._env, **spec.env, "ROCKLET_AUTH_TOKEN": spec.token},
+            mounts=mounts,
+            network_mode=self.network,
+            init=True,
+            mem_limit=spec.memory_bytes,
+            memswap_limit=spec.memory_bytes,  # no swap: the limit is the limit
+            nano_cpus=int(spec.cpus * 1e9),
+            pids_limit=spec.pids_max,
+            working_dir="/root",
+            detach=True,
+            **kwargs,
+        )
+
+    # ------------------------------------------------------------------ stop / remove / inspect
+
+    async def stop(self, handle: Handle) -> None:
+        await self._call(self._stop, handle)
+
+    def _stop(self, handle: Handle) -> None:
+        errors = self._docker.errors
+        try:
+            container = self.client.containers.get(handle.container)
+            if container.status in ("running", "paused", "created"):
+                container.kill()
+            container.wait(condition="not-running", timeout=10)
+        except errors.NotFound:
+            return
+        except errors.APIError as exc:
+            if exc.status_code != 409:  # 409: it stopped by itself meanwhile
+                log.warning("stopping container %s: %s", handle.container, self._engine_error(exc))
+
+    def remove(self, handle: Handle) -> None:
+        self._oom.discard(handle.container)
+        with contextlib.suppress(self._docker.errors.NotFound):
+            self.client.api.remove_container(handle.container, force=True, v=True)
+        if handle.sandbox_dir and Path(handle.sandbox_dir).parent == self.sandboxes_dir:
+            shutil.rmtree(handle.sandbox_dir, ignore_errors=True)
+
+    def _state(self, container: str) -> dict[str, Any]:
+        """The container's `State` from the engine; empty when it is gone."""
+        try:
+            return self.client.api.inspect_container(container).get("State", {})
+        except self._docker.errors.NotFound:
+            return {}
+
+    def is_running(self, handle: Handle) -> bool:
+        return bool(handle.container) and bool(self._state(handle.container).get("Running"))
+
+    def endpoint(self, handle: Handle) -> Endpoint:
+        """The socket path, through a directory fd when over sun_path's 108 bytes; the URL with `bridge`."""
+        if not handle.uds:
+            return Endpoint(url=handle.url)
+        if len(handle.uds) <= UDS_MAX:
+            return Endpoint(uds=handle.uds)
+        if self._dir_fd < 0:
+            self._dir_fd = os.open(self.sandboxes_dir, os.O_PATH | os.O_DIRECTORY)
+        return Endpoint(uds=f"/proc/self/fd/{self._dir_fd}/{os.path.relpath(handle.uds, self.sandboxes_dir)}")
+
+    def exit_reason(self, handle: Handle) -> str:
+        state = self._state(handle.container)
+        if not state:
+            return "the sandbox's container is gone (removed outside the admin)"
+        parts = []
+        if state.get("OOMKilled") or handle.container in self._oom:
+            parts.append("out of memory: the container hit its memory limit and the kernel killed a process")
+        code = int(state.get("ExitCode") or 0)
+        if code > 128:
+            parts.append(f"rocklet killed by signal {code - 128} (exit code {code})")
+        else:
+            parts.append(f"rocklet exited with code {code}")
+        if state.get("Error"):
+            parts.append(f"engine: {state['Error']}")
+        reason = "; ".join(parts)
+        tail = ""
+        with contextlib.suppress(self._docker.errors.DockerException):
+            tail = self.client.api.logs(handle.container, tail=20).decode(errors="replace")[-500:].strip()
+        return f"{reason} (last log: {tail})" if tail else reason
+
+    # ------------------------------------------------------------------ exits
+
+    def watch(self, handle: Handle, on_exit: Callable[[Handle], None]) -> None:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            self._watched[handle.container] = (handle, on_exit, loop)
+        self._follow()
+        # It may have died before the watch began: the events stream would not say so.
+        loop.run_in_executor(self._pool, self._check, handle.container)
+        self._watch_oom(handle, loop)
+
+    def _watch_oom(self, handle: Handle, loop: asyncio.AbstractEventLoop) -> None:
+        """cgroup v1: an eventfd the kernel signals on the container's OOM kills (and on the cgroup's removal).
+        Podman there reports no OOMKilled, and the cgroup is gone by the time the death is reported."""
+        oom_control = [os.path.join(d, "memory.oom_control") for d in handle.cgroups]
+        if not oom_control or not os.path.exists(oom_control[0]):
+            return
+        try:
+            efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            ofd = os.open(oom_control[0], os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            with open(os.path.join(handle.cgroups[0], "cgroup.event_control"), "w") as f:
+                f.write(f"{efd} {ofd}")
+        except OSError:
+            os.close(efd)
+            os.close(ofd)
+            return
+
+        def signalled() -> None:
+            with contextlib.suppress(BlockingIOError):
+                os.eventfd_read(efd)
+            # The kernel signals an OOM before it kills (`oom_kill` may not count it yet), and the removal
+            # after the cgroup's dir is gone: a signal while the dir exists is an OOM.
+            if os.path.isdir(handle.cgroups[0]):
+                self._oom.add(handle.container)
+            else:  # removed with the container: nothing more to hear
+                loop.remove_reader(efd)
+                os.close(efd)
+                os.close(ofd)
+
+        loop.add_reader(efd, signalled)
+
+    def _check(self, container: str) -> None:
+        if container in self._watched and not self._state(container).get("Running"):
+            self._fire(container)
+
+    def _fire(self, container: str) -> None:
+        with self._lock:
+            entry = self._watched.pop(container, None)
+        if entry is not None:
+            handle, on_exit, loop = entry
+            with contextlib.suppress(RuntimeError):  # the loop closed: the admin is shutting down
+                loop.call_soon_threadsafe(on_exit, handle)
+
+    def _follow(self) -> None:
+        """Start the events thread, once."""
+        with self._lock:
+            if self._events_thread is None:
+                self._events_thread = threading.Thread(
+                    target=self._follow_events, name="docker-events", daemon=True
+                )
+                self._events_thread.start()
+
+    def _follow_events(self) -> None:
+        """One stream of this admin's container deaths; on a broken stream, reconnect and re-check every
+        watched container (one may have died meanwhile)."""
+        # Podman's compatible service ignores an `event` filter: deaths are picked out here.
+        filters = {"type": "container", "label": f"{LABEL_ADMIN}={self.admin}"}
+        while not self._closed:
+            try:
+                client = self._docker.DockerClient(base_url=self.base_url, version="1.41", timeout=None)
+                self._events = client.events(decode=True, filters=filters)
+                for container in list(self._watched):
+                    self._check(container)
+                for event in self._events:
+                    if event.get("Action") == "die":
+                        container = event.get("id") or event.get("Actor", {}).get("ID", "")
+                        if container in self._starting:
+                            self._died.add(container)
+                        self._fire(container)
+            except Exception as exc:  # the engine restarted, the connection dropped...
+                if self._closed:
+                    return
+                log.warning("docker events stream broke (%s); reconnecting", exc)
+                threading.Event().wait(1.0)
+
+    # ------------------------------------------------------------------ restart, shutdown
+
+    async def remove_orphans(self, known: set[str]) -> list[str]:
+        return await self._call(self._remove_orphans, known)
+
+    def _remove_orphans(self, known: set[str]) -> list[str]:
+        removed = []
+        try:
+            ours = self.client.containers.list(all=True, filters={"label": f"{LABEL_ADMIN}={self.admin}"})
+        except Exception as exc:  # requests' connection errors as well as the SDK's own
+            raise SandboxStartError(
+                f"cannot reach the container engine at {self.base_url} (docker_host): {self._engine_error(exc)}"
+            ) from exc
+        for container in ours:
+            sandbox_id = container.labels.get(LABEL_SANDBOX, "")
+            if sandbox_id not in known:
+                with contextlib.suppress(self._docker.errors.NotFound):
+                    container.remove(force=True, v=True)
+                if sandbox_id:
+                    shutil.rmtree(self.sandboxes_dir / sandbox_id, ignore_errors=True)
+                removed.append(sandbox_id or container.id)
+        if removed:
+            log.info("removed %d orphan containers", len(removed), extra={"sandboxes": removed})
+        return removed
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._events is not None:
+            with contextlib.suppress(Exception):
+                self._events.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.client.close()
+        if self._dir_fd >= 0:
+            os.close(self._dir_fd)
+            self._dir_fd = -1

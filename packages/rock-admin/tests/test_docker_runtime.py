@@ -1,0 +1,221 @@
+"""The `docker` runtime against a real engine: Podman's Docker-compatible service, started here, with a base
+image built once per machine (debootstrap → import, cached). Real admin processes over HTTP; every container
+this module makes is removed at the end, by its admin's label."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from rock_admin.engines import podman
+from rock_admin.runtimes.docker import LABEL_ADMIN, LABEL_SANDBOX, admin_id
+from rock_admin.testing import Admin, failed, ok, run, running_admin, start_sandbox
+
+pytestmark = pytest.mark.docker
+
+try:
+    import docker
+except ImportError:  # pragma: no cover - CI installs the test extra, which has docker
+    if os.environ.get("CI"):
+        raise
+    pytest.skip("the docker SDK is not installed (pip install 'rock-admin[docker]')", allow_module_level=True)
+
+_missing = podman.available() or ("" if os.geteuid() == 0 else "not root (rootful podman with runc)")
+if _missing and not os.environ.get("CI"):
+    pytest.skip(f"podman engine unavailable: {_missing}", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[str]:
+    podman.ensure_base_image()
+    with podman.podman_service() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def engine_client(engine: str) -> Iterator[docker.DockerClient]:
+    client = docker.DockerClient(base_url=engine, version="1.41", timeout=120)
+    yield client
+    client.close()
+
+
+def _remove_containers(client: docker.DockerClient, state_dir: Path) -> None:
+    for c in client.containers.list(all=True, filters={"label": f"{LABEL_ADMIN}={admin_id(str(state_dir))}"}):
+        c.remove(force=True)
+
+
+@pytest.fixture
+def docker_admin(engine: str, engine_client: docker.DockerClient, tmp_path: Path) -> Iterator[Admin]:
+    state = tmp_path / "admin"
+    try:
+        with running_admin(state, runtime="docker", docker_host=engine, pids_max="512") as admin:
+            yield admin
+    finally:
+        _remove_containers(engine_client, state)
+
+
+def _container(client: docker.DockerClient, sid: str) -> docker.models.containers.Container:
+    (found,) = client.containers.list(all=True, filters={"label": f"{LABEL_SANDBOX}={sid}"})
+    return found
+
+
+def _wait_state(http: httpx.Client, sid: str, state: str, within: float = 30) -> dict:
+    deadline = time.monotonic() + within
+    while True:
+        # A failed sandbox's status comes in a `Failed` envelope (with the status as its result).
+        status = http.get("/get_status", params={"sandbox_id": sid}).json()["result"]
+        if status["state"] == state or time.monotonic() > deadline:
+            assert status["state"] == state, status
+            return status
+        time.sleep(0.05)
+
+
+def test_fifty_containers_run_commands(docker_admin: Admin, engine_client: docker.DockerClient) -> None:
+    """50 sandboxes created 8 at a time all reach `running`; each runs a command in its own container."""
+    with docker_admin.client() as http:
+
+        def create_and_echo(i: int) -> tuple[str, str]:
+            sid = start_sandbox(http, memory="256m", cpus=0.5)
+            ok(http.post("/create_session", json={"sandbox_id": sid, "session": "s"}))
+            return sid, run(http, sid, f"echo n{i} $(hostname)")["output"].strip()
+
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(create_and_echo, range(50)))
+        assert [out for _, out in results] == [f"n{i} {sid}" for i, (sid, _) in enumerate(results)]
+        listed = ok(http.get("/sandboxes", params={"state": "running", "page_size": 100}))
+        assert {sid for sid, _ in results} <= {item["sandbox_id"] for item in listed["items"]}  # type: ignore[index]
+        assert len({_container(engine_client, sid).id for sid, _ in results}) == 50
+        for sid, _ in results:
+            ok(http.post("/delete", json={"sandbox_id": sid}))
+        assert (
+            engine_client.containers.list(
+                all=True, filters={"label": f"{LABEL_ADMIN}={admin_id(str(docker_admin.state_dir))}"}
+            )
+            == []
+        )
+
+
+def test_limits_no_network_and_restart_keeps_files(
+    docker_admin: Admin, engine_client: docker.DockerClient
+) -> None:
+    with docker_admin.client() as http:
+        sid = start_sandbox(http, memory="200m", cpus=0.5)
+        host = _container(engine_client, sid).attrs["HostConfig"]
+        assert (host["Memory"], host["NanoCpus"], host["PidsLimit"]) == (200 * 2**20, 5 * 10**8, 512)
+        assert host["NetworkMode"] == "none"
+        ok(http.post("/create_session", json={"sandbox_id": sid, "session": "s"}))
+        # Only loopback inside: the rocklet is reached through its socket, nothing else gets out.
+        assert run(http, sid, "ls /sys/class/net")["output"].split() == ["lo"]
+        assert run(http, sid, "echo kept > /root/f && cat /root/f")["output"].strip() == "kept"
+        ok(http.post("/stop", json={"sandbox_id": sid}))
+        assert not _container(engine_client, sid).attrs["State"]["Running"]
+        ok(http.post("/restart", json={"sandbox_id": sid}))
+        _wait_state(http, sid, "running")
+        ok(http.post("/create_session", json={"sandbox_id": sid, "session": "s"}))
+        assert run(http, sid, "cat /root/f")["output"].strip() == "kept"
+
+
+def test_memory_hog_fails_the_sandbox_with_the_reason(docker_admin: Admin) -> None:
+    """A hog that takes the rocklet down with it (the rocklet made the OOM killer's first choice) fails the
+    sandbox, and the reason says out of memory."""
+    with docker_admin.client() as http:
+        sid = start_sandbox(http, memory="128m", cpus=1)
+        ok(http.post("/create_session", json={"sandbox_id": sid, "session": "s"}))
+        hog = "echo 1000 > /proc/$PPID/oom_score_adj; python3 -c 'x = bytearray(512 * 1024 * 1024)'"
+        http.post("/run_in_session", json={"sandbox_id": sid, "session": "s", "command": hog})
+        status = _wait_state(http, sid, "failed")
+        assert "out of memory" in status["failure_reason"], status
+
+
+def test_killed_rocklet_fails_the_sandbox(docker_admin: Admin) -> None:
+    with docker_admin.client() as http:
+        sid = start_sandbox(http)
+        ok(http.post("/create_session", json={"sandbox_id": sid, "session": "s"}))
+        run(http, sid, "(sleep 0.2; kill -9 $PPID) > /dev/null 2>&1 &")
+        status = _wait_state(http, sid, "failed", within=10)
+        assert "killed by signal 9" in status["failure_reason"], status
+        body = failed(http.post("/execute", json={"sandbox_id": sid, "command": "true"}))
+        assert "killed by signal 9" in body["message"], body
+
+
+def test_missing_image_and_exit_at_start_are_reported_at_once(docker_admin: Admin) -> None:
+    with docker_admin.client() as http:
+        never = failed(http.post("/start", json={"image": "localhost/no-such-image:1", "pull": "never"}))
+        assert "no-such-image" in never["message"] and "pull is 'never'" in never["message"], never
+        # `missing` asks the engine to pull; no registry answers here, and the engine's error comes back.
+        missing = failed(http.post("/start", json={"image": "localhost/no-such-image:1", "pull": "missing"}))
+        assert "pull failed" in missing["message"], missing
+        bad = failed(http.post("/start", json={"pull": "sometimes"}))
+        assert "pull: expected one of never, missing, always" in bad["message"], bad
+        # A rocklet that cannot start: the container exits at once, with the interpreter's complaint.
+        crash = failed(http.post("/start", json={"env": {"PYTHONHOME": "/nonexistent"}, "memory": "256m"}))
+        assert "exited with code 1" in crash["message"] and "Fatal Python error" in crash["message"], crash
+
+
+def test_restart_adopts_containers_and_removes_orphans(
+    engine: str, engine_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    state = tmp_path / "admin"
+    try:
+        with running_admin(state, runtime="docker", docker_host=engine) as admin:
+            with admin.client() as http:
+                sid = start_sandbox(http, memory="256m")
+                ok(http.post("/create_session", json={"sandbox_id": sid, "session": "s"}))
+                assert run(http, sid, "export KEEP=7; echo set")["output"].strip() == "set"
+            admin.kill9()
+            # A container of this admin that no record names (as if it died between create and save).
+            orphan = engine_client.containers.run(
+                podman.BASE_IMAGE,
+                ["sleep", "300"],
+                labels={LABEL_ADMIN: admin_id(str(state)), LABEL_SANDBOX: "ghost"},
+                network_mode="none",
+                init=True,
+                detach=True,
+            )
+            admin.start()
+            with admin.client() as http:
+                assert run(http, sid, "echo $KEEP")["output"].strip() == "7"
+            with pytest.raises(docker.errors.NotFound):
+                engine_client.containers.get(orphan.id)
+    finally:
+        _remove_containers(engine_client, state)
+
+
+def test_bridge_network_reaches_the_rocklet_on_a_local_port(
+    engine: str, engine_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    state = tmp_path / "admin"
+    try:
+        settings = {"runtime": "docker", "docker_host": engine, "docker_network": "bridge"}
+        with running_admin(state, **settings) as admin, admin.client() as http:
+            sid = start_sandbox(http, memory="256m")
+            ports = _container(engine_client, sid).attrs["NetworkSettings"]["Ports"]["8000/tcp"]
+            assert ports[0]["HostIp"] == "127.0.0.1"
+            ok(http.post("/create_session", json={"sandbox_id": sid, "session": "s"}))
+            assert run(http, sid, "echo over tcp")["output"].strip() == "over tcp"
+    finally:
+        _remove_containers(engine_client, state)
+
+
+def test_unreachable_engine_stops_the_admin_with_a_clear_error(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "ROCK_ADMIN_RUNTIME": "docker",
+        "ROCK_ADMIN_DOCKER_HOST": f"unix://{tmp_path}/none.sock",
+    }
+    r = subprocess.run(
+        [sys.executable, "-m", "rock_admin", "serve", "--state-dir", str(tmp_path / "admin"), "--port", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert r.returncode != 0 and "cannot reach the container engine at unix://" in r.stderr, r.stderr[-2000:]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from roll.config.schema import CustomEnv
+from roll.envs.errors import EnvUnavailableError
 
 # Aggregation of env info metrics over a trajectory (ROLL's metrics_agg_mode defaults).
 DEFAULT_AGG = {"success": "last"}
@@ -93,6 +94,7 @@ class EnvSlot:
     tag: str
     custom: CustomEnv
     env: Any = None
+    replaced: int = 0  # envs discarded after a failure since this slot's last finished episode
 
 
 @dataclass
@@ -133,6 +135,7 @@ class _Run:
     traj: Trajectory
     observation: str = ""
     instruction: str = ""
+    suffix: str = ""  # the env's `info["suffix"]` (ROLL's task suffix), for templates that use {suffix}
     turn: int = 0
     done: bool = False
     last_response: list[int] = field(default_factory=list)
@@ -164,6 +167,15 @@ class TrajEnvManager:
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
+    def _discard(self, slot: EnvSlot) -> None:
+        """Drop a failed env so the slot makes a fresh one (a new sandbox for ROCK-backed envs); the old
+        one is closed in the background, since a dead sandbox or admin may be slow to answer."""
+        env, slot.env = slot.env, None
+        if env is not None:
+            slot.replaced += 1
+            if callable(close := getattr(env, "close", None)):
+                self.pool.submit(close)
+
     def _call(self, fn, *args):
         fut = self.pool.submit(fn, *args)
         try:
@@ -181,7 +193,7 @@ class TrajEnvManager:
             "turn_idx": run.turn + 1,
             "actions_left": c.max_steps - run.turn,
             "max_response_length": c.max_tokens_per_step,
-            "suffix": "",
+            "suffix": run.suffix,
         }
         text = _render(template, values)
         if run.turn == 0 and run.instruction:
@@ -199,13 +211,16 @@ class TrajEnvManager:
                 if slot.env is None:
                     slot.env = make_env(slot.custom)
                 obs, info = self._call(slot.env.reset, seed)
+            except EnvUnavailableError:
+                raise  # the env already retried for its whole window: retrying the episode cannot help
             except Exception as exc:
-                slot.env = None
+                self._discard(slot)
                 runs.append(
                     exc if isinstance(exc, EnvFailure) else EnvFailure(f"{slot.tag} reset failed: {exc!r}")
                 )
                 continue
-            runs.append(_Run(slot, traj, str(obs), str(info.get("env_instruction", "") or "")))
+            instruction = str(info.get("env_instruction", "") or "")
+            runs.append(_Run(slot, traj, str(obs), instruction, str(info.get("suffix", "") or "")))
         while True:
             active = [r for r in runs if isinstance(r, _Run) and not r.done]
             if not active:
@@ -251,6 +266,8 @@ class TrajEnvManager:
             for r, fut in futures:
                 try:
                     obs, reward, terminated, truncated, info = fut.result(timeout=self.env_timeout_s)
+                except EnvUnavailableError:
+                    raise
                 except Exception as exc:
                     reason = (
                         f"timed out after {self.env_timeout_s}s"
@@ -259,12 +276,13 @@ class TrajEnvManager:
                     )
                     idx = runs.index(r)
                     runs[idx] = EnvFailure(f"{r.slot.tag} step failed: {reason}")
-                    r.slot.env = None
+                    self._discard(r.slot)
                     continue
                 r.turn += 1
                 r.traj.step_scores.append(float(reward))
                 r.info_metrics.append(dict(info.get("metrics", {}) or {}))
                 r.observation = str(obs)
+                r.suffix = str(info.get("suffix", "") or "")
                 if terminated or truncated:
                     r.done, r.traj.terminated, r.traj.truncated = True, bool(terminated), bool(truncated)
                     r.traj.stop_reason = "env"
@@ -280,6 +298,12 @@ class TrajEnvManager:
                 continue
             r.traj.metrics = _aggregate(r.info_metrics, r.slot.custom.metrics_agg_mode or {})
             r.traj.metrics["num_actions"] = float(r.turn)
+            # 1 when the episode reached a terminal state (the env ended it, or max_steps did), 0 when
+            # it was cut by the context length: env/<tag>/terminated is the fraction that finished
+            r.traj.metrics["terminated"] = float(r.traj.terminated)
+            if hasattr(r.slot.env, "sandbox_id"):  # sandbox-backed: env/<tag>/sandbox_replaced
+                r.traj.metrics["sandbox_replaced"] = float(r.slot.replaced)
+                r.slot.replaced = 0
             results.append(r.traj)
         return results
 

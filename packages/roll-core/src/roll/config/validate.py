@@ -170,6 +170,7 @@ def validate(
         ("val_env_manager", cfg.val_env_manager, cfg.val_batch_size),
     ):
         _validate_env_manager(cfg, name, mgr, batch, err)
+    _check_rock_urls(cfg, err, probe=check_environment)
 
     # --- roles: strategies, devices, models, DP arithmetic
     placements: list[RolePlacement] = []
@@ -411,6 +412,62 @@ def _check_env_type(path: str, env_type: str, env_config: dict, err) -> None:
                 close = difflib.get_close_matches(key, params, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 err(f"{path}.env_config.{key}", f"unknown argument of {env_type}{hint}")
+    check_config = getattr(spec.load(), "check_config", None)  # envs that check their own arguments
+    if callable(check_config):
+        for key, msg in check_config({**spec.kwargs, **env_config}):
+            err(f"{path}.env_config.{key}", msg)
+
+
+def _base_url_default(env_type: str) -> str | None:
+    """The default `base_url` of a registered env class that takes one (None: not a sandbox-served env)."""
+    import inspect
+
+    import gem_envs
+    import roll.envs  # noqa: F401  (registers sokoban_sandbox)
+
+    try:
+        param = inspect.signature(gem_envs.spec(env_type).load()).parameters.get("base_url")
+    except Exception:  # unknown ids are reported by _check_env_type
+        return None
+    return None if param is None or param.default is inspect.Parameter.empty else param.default
+
+
+def _check_rock_urls(cfg: AgenticConfig, err, probe: bool) -> None:
+    """Every ROCK admin URL the used envs name (`rock.base_url`, or `env_config.base_url` of
+    sandbox-served envs) is well formed and, with `probe`, answers as a ROCK admin: a wrong URL fails here,
+    before any model loads, not at the first rollout."""
+    import os
+
+    from roll.envs.rock_probe import probe_admin, url_problem
+
+    urls: dict[str, str] = {}
+    for tag in dict.fromkeys([*cfg.train_env_manager.tags, *cfg.val_env_manager.tags]):
+        env = cfg.custom_envs.get(tag)
+        if env is None:
+            continue
+        if env.rock is not None:
+            if not isinstance(env.rock, dict):
+                err(f"custom_envs.{tag}.rock", f"must be a mapping of rock.make arguments, got {env.rock!r}")
+                continue
+            url = env.rock.get("base_url") or os.environ.get("ROCK_BASE_URL") or "http://localhost:8080"
+            path = f"custom_envs.{tag}.rock.base_url"
+            problem = url_problem(url)
+            if problem:
+                err(path, problem)
+                continue
+            urls[path] = url
+        else:  # sandbox-served envs take `base_url` (its syntax is checked by the env's check_config)
+            url = env.env_config.get("base_url", _base_url_default(env.env_type))
+            if isinstance(url, str) and url_problem(url) is None:
+                urls[f"custom_envs.{tag}.env_config.base_url"] = url
+    if not probe:
+        return
+    answers: dict[str, str | None] = {}
+    for path, url in urls.items():
+        if url not in answers:
+            answers[url] = probe_admin(url)
+        if answers[url]:
+            err(path, answers[url])
 
 
 def _check_model(cfg: AgenticConfig, name: str, role: WorkerConfig, platform, devices, err) -> None:

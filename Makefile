@@ -14,8 +14,11 @@ $(STAMP): pyproject.toml $(MEMBER_PROJECTS) scripts/setup.sh scripts/apt-package
 	PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/setup.sh
 	touch $@
 
+# The main job: rock-admin + a short ROLL training of the tiny model on sandbox-served Sokoban (< 10 min).
+# `make demo DEMO_ARGS="--model smollm2"` runs it with SmolLM2-135M-Instruct (see README).
+DEMO_ARGS ?=
 demo: setup
-	$(PY) -m gem_envs demo
+	$(PY) -m rock_roll_integration.demo $(DEMO_ARGS)
 
 test: setup
 	VENV=$(VENV) bash scripts/test.sh

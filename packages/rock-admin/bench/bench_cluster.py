@@ -29,7 +29,6 @@ import json
 import os
 import platform
 import signal
-import statistics
 import sys
 import tempfile
 import time
@@ -41,25 +40,12 @@ import httpx
 
 from rock_admin.testing import PREFIX, Admin, Redis, running_admin, running_redis
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_admin import summary
+
 START_BODY = {"image": "python:3.11", "memory": "256m", "cpus": 0.5, "auto_clear_seconds": 0}
 TRIES = 5
 SESSION_STARTUP = 60.0
-
-
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))]
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {
-        "n": len(values),
-        "p50_ms": round(pct(values, 50) * 1000, 2),
-        "p99_ms": round(pct(values, 99) * 1000, 2),
-        "mean_ms": round(statistics.fmean(values) * 1000, 2) if values else float("nan"),
-    }
 
 
 class Driver:

@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,10 +32,8 @@ from rock_admin.engines import podman
 from rock_admin.runtimes.docker import LABEL_ADMIN, admin_id
 from rock_admin.testing import PREFIX, Admin, ok, running_admin
 
-
-def pct(values: list[float], p: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))] if s else float("nan")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_admin import pct
 
 
 def summary(values: list[float]) -> dict[str, float]:

@@ -176,14 +176,12 @@ class TrajEnvManager:
             if callable(close := getattr(env, "close", None)):
                 self.pool.submit(close)
 
-    def _call(self, fn, *args):
-        fut = self.pool.submit(fn, *args)
-        try:
-            return fut.result(timeout=self.env_timeout_s)
-        except cf.TimeoutError:
-            raise EnvFailure(
-                f"env call {getattr(fn, '__qualname__', fn)} timed out after {self.env_timeout_s}s"
-            ) from None
+    @staticmethod
+    def _reset(slot: EnvSlot, seed: int):
+        """Make the slot's env on first use, then reset it (in the pool: sandbox-backed envs start here)."""
+        if slot.env is None:
+            slot.env = make_env(slot.custom)
+        return slot.env.reset(seed)
 
     def _user_message(self, run: _Run) -> str:
         c = run.slot.custom
@@ -205,19 +203,22 @@ class TrajEnvManager:
     ) -> list[Trajectory | EnvFailure]:
         """One episode per slot (reset with its seed); returns a Trajectory or the EnvFailure per slot."""
         runs: list[_Run | EnvFailure] = []
-        for slot, seed, (tgid, tid, episode_id) in zip(slots, seeds, ids, strict=True):
+        # all resets at once: a sandbox-backed env's first reset starts its sandbox, which takes a while
+        resets = [self.pool.submit(self._reset, slot, seed) for slot, seed in zip(slots, seeds, strict=True)]
+        for slot, seed, (tgid, tid, episode_id), fut in zip(slots, seeds, ids, resets, strict=True):
             traj = Trajectory(slot.env_id, slot.group_id, slot.tag, tgid, tid, episode_id, seed)
             try:
-                if slot.env is None:
-                    slot.env = make_env(slot.custom)
-                obs, info = self._call(slot.env.reset, seed)
+                obs, info = fut.result(timeout=self.env_timeout_s)
             except EnvUnavailableError:
                 raise  # the env already retried for its whole window: retrying the episode cannot help
             except Exception as exc:
-                self._discard(slot)
-                runs.append(
-                    exc if isinstance(exc, EnvFailure) else EnvFailure(f"{slot.tag} reset failed: {exc!r}")
+                reason = (
+                    f"timed out after {self.env_timeout_s}s"
+                    if isinstance(exc, cf.TimeoutError)
+                    else repr(exc)
                 )
+                self._discard(slot)
+                runs.append(EnvFailure(f"{slot.tag} reset failed: {reason}"))
                 continue
             instruction = str(info.get("env_instruction", "") or "")
             runs.append(_Run(slot, traj, str(obs), instruction, str(info.get("suffix", "") or "")))

@@ -192,6 +192,18 @@ def podman_service(root: Path | None = None) -> Iterator[str]:
             sock.unlink()
         with contextlib.suppress(FileNotFoundError):
             log_path.unlink()
+        _release_storage_mount(root)
+
+
+def _release_storage_mount(root: Path) -> None:
+    """containers/storage bind-mounts its overlay dir onto itself and leaves it mounted; drop that mount so the
+    tree can be deleted (umount refuses, harmlessly, while another podman still has layers mounted there)."""
+    overlay = str((root / "storage" / "overlay").resolve())
+    # os.path.ismount misses a bind mount within one file system: ask the kernel's mount table
+    with open("/proc/self/mountinfo") as table:
+        mounted = any(line.split()[4] == overlay for line in table)
+    if mounted:
+        subprocess.run(["umount", overlay], capture_output=True, check=False)
 
 
 def _wait_for_socket(proc: subprocess.Popen[bytes], sock: Path, log_path: Path) -> None:

@@ -3,7 +3,8 @@
 The episode's token ids are the prompt ids we tokenised plus the ids the model produced, concatenated turn
 by turn; history is never re-tokenised. `response_mask` marks exactly the model's tokens. Envs of a batch
 run in lockstep turns so that one batched generation call serves every env that is still playing; env
-calls run in a thread pool, each with a timeout, and a failed env is retried or its group dropped.
+calls run in a thread pool under deadlines that follow measured latency; a failed episode is retried
+(on the same env when it is healthy) or its group dropped.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from roll.agentic.env_calls import EnvCaller, EnvCallTimeout
 from roll.config.schema import CustomEnv
 from roll.envs.errors import EnvUnavailableError
 
@@ -146,7 +148,12 @@ GenerateFn = Callable[[list[list[int]], list[int]], list[Any]]
 
 
 class TrajEnvManager:
-    """Plays episodes for a list of env slots in lockstep turns through one `generate` callable."""
+    """Plays episodes for a list of env slots in lockstep turns through one `generate` callable.
+
+    Env calls run in a pool under adaptive deadlines (`roll.agentic.env_calls`). A failed env is kept when
+    it answers its health probe (`env.healthy()`: a sandbox that is alive is reused, not replaced) and
+    replaced otherwise; `replacements` counts the replaced ones. `progress(done, text)` (optional) hears
+    `done` finished episodes and what the rollout is waiting for."""
 
     def __init__(
         self,
@@ -163,18 +170,44 @@ class TrajEnvManager:
         self.max_new_tokens = max_new_tokens
         self.env_timeout_s = env_timeout_s
         self.pool = cf.ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="roll-env")
+        self.calls = EnvCaller(self.pool, env_timeout_s)
+        self.replacements = 0
+        self.progress: Callable[[int, str], None] | None = None
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def _report(self, done: int, text: str) -> None:
+        if self.progress is not None:
+            self.progress(done, text)
 
     def _discard(self, slot: EnvSlot) -> None:
         """Drop a failed env so the slot makes a fresh one (a new sandbox for ROCK-backed envs); the old
         one is closed in the background, since a dead sandbox or admin may be slow to answer."""
         env, slot.env = slot.env, None
-        if env is not None:
-            slot.replaced += 1
-            if callable(close := getattr(env, "close", None)):
-                self.pool.submit(close)
+        self.replacements += 1
+        slot.replaced += 1
+        if env is not None and callable(close := getattr(env, "close", None)):
+            self.pool.submit(close)
+
+    @staticmethod
+    def _healthy(slot: EnvSlot) -> bool:
+        """The env's own health probe (`healthy()`); envs without one count as broken after a failure."""
+        probe = getattr(slot.env, "healthy", None)
+        if not callable(probe):
+            return False
+        try:
+            return bool(probe())
+        except Exception:  # a probe that raises is a failed probe
+            return False
+
+    def _failure(self, slot: EnvSlot, what: str, exc: BaseException) -> EnvFailure:
+        """The EnvFailure of a failed call; the env is replaced unless it is healthy and not stuck in the
+        call (a timed-out call still runs in the pool and holds the env)."""
+        if isinstance(exc, EnvCallTimeout) or not self._healthy(slot):
+            self._discard(slot)
+            return EnvFailure(f"{slot.tag} {what} failed: {_reason(exc)}")
+        return EnvFailure(f"{slot.tag} {what} failed (env kept, it answers its health probe): {_reason(exc)}")
 
     @staticmethod
     def _reset(slot: EnvSlot, seed: int):
@@ -204,22 +237,19 @@ class TrajEnvManager:
         """One episode per slot (reset with its seed); returns a Trajectory or the EnvFailure per slot."""
         runs: list[_Run | EnvFailure] = []
         # all resets at once: a sandbox-backed env's first reset starts its sandbox, which takes a while
-        resets = [self.pool.submit(self._reset, slot, seed) for slot, seed in zip(slots, seeds, strict=True)]
-        for slot, seed, (tgid, tid, episode_id), fut in zip(slots, seeds, ids, resets, strict=True):
+        resets = [
+            self.calls.submit(slot, "reset" if slot.env is not None else "start", self._reset, slot, seed)
+            for slot, seed in zip(slots, seeds, strict=True)
+        ]
+        outcomes = self.calls.gather(resets, self._healthy, lambda text: self._report(0, text))
+        for slot, seed, (tgid, tid, episode_id), out in zip(slots, seeds, ids, outcomes, strict=True):
             traj = Trajectory(slot.env_id, slot.group_id, slot.tag, tgid, tid, episode_id, seed)
-            try:
-                obs, info = fut.result(timeout=self.env_timeout_s)
-            except EnvUnavailableError:
-                raise  # the env already retried for its whole window: retrying the episode cannot help
-            except Exception as exc:
-                reason = (
-                    f"timed out after {self.env_timeout_s}s"
-                    if isinstance(exc, cf.TimeoutError)
-                    else repr(exc)
-                )
-                self._discard(slot)
-                runs.append(EnvFailure(f"{slot.tag} reset failed: {reason}"))
+            if isinstance(out, EnvUnavailableError):
+                raise out  # the env already retried for its whole window: retrying the episode cannot help
+            if isinstance(out, BaseException):
+                runs.append(self._failure(slot, "reset", out))
                 continue
+            obs, info = out
             instruction = str(info.get("env_instruction", "") or "")
             runs.append(_Run(slot, traj, str(obs), instruction, str(info.get("suffix", "") or "")))
         while True:
@@ -241,6 +271,7 @@ class TrajEnvManager:
                 budget = min(c.max_tokens_per_step, self.max_new_tokens, self.sequence_length - current)
                 if budget <= 0:  # context exhausted: the episode ends before this turn
                     r.done, r.traj.truncated, r.traj.stop_reason = True, True, "max_length"
+                    self._report(1, "")
                     continue
                 r.traj.input_ids += new_ids
                 r.traj.model_token += [0] * len(new_ids)
@@ -252,6 +283,7 @@ class TrajEnvManager:
                 chosen.append((r, user))
             if not chosen:
                 continue
+            self._report(0, f"waiting for generation (turn {active[0].turn + 1}, {len(prompts)} envs)")
             outputs = self.generate(prompts, budgets)
             step_jobs = []
             for (r, user), out in zip(chosen, outputs, strict=True):
@@ -263,22 +295,15 @@ class TrajEnvManager:
                 text = self.formatter.decode(ids)
                 r.traj.texts.append((user, text))
                 step_jobs.append((r, text))
-            futures = [(r, self.pool.submit(r.slot.env.step, text)) for r, text in step_jobs]
-            for r, fut in futures:
-                try:
-                    obs, reward, terminated, truncated, info = fut.result(timeout=self.env_timeout_s)
-                except EnvUnavailableError:
-                    raise
-                except Exception as exc:
-                    reason = (
-                        f"timed out after {self.env_timeout_s}s"
-                        if isinstance(exc, cf.TimeoutError)
-                        else repr(exc)
-                    )
-                    idx = runs.index(r)
-                    runs[idx] = EnvFailure(f"{r.slot.tag} step failed: {reason}")
-                    self._discard(r.slot)
+            steps = [self.calls.submit(r.slot, "step", r.slot.env.step, text) for r, text in step_jobs]
+            outcomes = self.calls.gather(steps, self._healthy, lambda text: self._report(0, text))
+            for (r, _), out in zip(step_jobs, outcomes, strict=True):
+                if isinstance(out, EnvUnavailableError):
+                    raise out
+                if isinstance(out, BaseException):
+                    runs[runs.index(r)] = self._failure(r.slot, "step", out)
                     continue
+                obs, reward, terminated, truncated, info = out
                 r.turn += 1
                 r.traj.step_scores.append(float(reward))
                 r.info_metrics.append(dict(info.get("metrics", {}) or {}))
@@ -292,6 +317,8 @@ class TrajEnvManager:
                     r.traj.stop_reason = "max_steps"
                 elif len(r.traj.input_ids) >= self.sequence_length:
                     r.done, r.traj.truncated, r.traj.stop_reason = True, True, "max_length"
+                if r.done:
+                    self._report(1, "")
         results: list[Trajectory | EnvFailure] = []
         for r in runs:
             if isinstance(r, EnvFailure):
@@ -307,6 +334,10 @@ class TrajEnvManager:
                 r.slot.replaced = 0
             results.append(r.traj)
         return results
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, EnvCallTimeout) else repr(exc)
 
 
 def _render(template: str, values: dict[str, Any]) -> str:

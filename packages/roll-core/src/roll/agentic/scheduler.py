@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from roll.agentic.env_calls import fmt_seconds
 from roll.agentic.env_manager import EnvFailure, EnvSlot, Trajectory, TrajEnvManager
 from roll.config.schema import AgenticConfig, EnvManagerConfig
 
@@ -23,6 +24,13 @@ logger = logging.getLogger(__name__)
 
 class RolloutTimeout(TimeoutError):
     """A batch did not complete within rollout_timeout_s."""
+
+
+class EnvChurnError(RuntimeError):
+    """A batch replaced more envs than its budget, or its groups kept failing: the message names why."""
+
+
+RETRY_BACKOFF_S = (1.0, 2.0, 4.0, 8.0)  # pause before the n-th round that retries failed episodes
 
 
 class GroupFilter:
@@ -100,6 +108,8 @@ class RolloutScheduler:
         self.next_group = 0
         self.dropped_groups = 0
         self.env_failures = 0
+        budget = mgr.max_env_replacements
+        self.replacement_budget = budget if budget >= 0 else max(2, len(self.slots) // 4)
 
     # -- state for checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -128,6 +138,20 @@ class RolloutScheduler:
         if errors:
             logger.warning("closing envs failed: %s", "; ".join(errors))
 
+    def _churn_message(self, what: str, last: EnvFailure | None, kept: int, need: int) -> str:
+        """Why a batch gave up: what happened, how slow env calls are here, the deadlines, the fix."""
+        sandboxed = any(s.custom.rock is not None or "sandbox" in s.custom.env_type for s in self.slots)
+        noun = "sandbox" if sandboxed else "env"
+        calls = self.manager.calls
+        return (
+            f"{self.mode} rollout: {what}, {kept}/{need} groups done; "
+            f"{calls.stats.describe(noun)}; deadlines: {fmt_seconds(calls.deadline('start'))} for a start, "
+            f"{fmt_seconds(calls.deadline('step'))} for a step ({self.mode}_env_manager.env_timeout_s="
+            f"{calls.env_timeout_s:g}); last error: {last or '(none)'}. If the machine is busy, raise "
+            f"env_timeout_s or run fewer envs ({self.mode}_env_manager.num_env_groups); if env calls fail "
+            "rather than time out, the last error says why"
+        )
+
     def group_slots(self, group_id: int) -> list[EnvSlot]:
         return [s for s in self.slots if s.group_id == group_id]
 
@@ -146,6 +170,9 @@ class RolloutScheduler:
         deadline = time.monotonic() + self.cfg.rollout_timeout_s
         done: list[list[Trajectory]] = []
         retries: dict[int, int] = {}
+        t_batch = time.monotonic()
+        replaced_before = self.manager.replacements
+        failed_rounds = 0
         metrics = {
             "scheduler/dropped_groups": 0.0,
             "scheduler/env_failures": 0.0,
@@ -159,6 +186,8 @@ class RolloutScheduler:
                     f"{self.mode} rollout: {len(done)}/{need} groups after {self.cfg.rollout_timeout_s}s "
                     "(rollout_timeout_s); envs or generation are too slow or failing"
                 )
+            if failed_rounds:  # back off before retrying: a loaded machine gets time to catch up
+                time.sleep(RETRY_BACKOFF_S[min(failed_rounds, len(RETRY_BACKOFF_S)) - 1])
             groups = []
             while len(groups) < need - len(done):
                 groups.append(self.next_group)
@@ -183,6 +212,19 @@ class RolloutScheduler:
             by_group: dict[int, list] = {}
             for s, r in zip(slots, results, strict=True):
                 by_group.setdefault(s.group_id, []).append(r)
+            failures = [r for r in results if isinstance(r, EnvFailure)]
+            failed_rounds = failed_rounds + 1 if failures else 0
+            replaced = self.manager.replacements - replaced_before
+            if replaced > self.replacement_budget:
+                raise EnvChurnError(
+                    self._churn_message(
+                        f"{replaced} envs replaced in {time.monotonic() - t_batch:.0f} s of this batch "
+                        f"(budget {self.replacement_budget}: {self.mode}_env_manager.max_env_replacements)",
+                        failures[-1] if failures else None,
+                        len(done),
+                        need,
+                    )
+                )
             for g in groups:
                 rs = by_group[g]
                 failed = [r for r in rs if isinstance(r, EnvFailure)]
@@ -194,8 +236,14 @@ class RolloutScheduler:
                         metrics["scheduler/dropped_groups"] += 1
                         self.episode_id[g] += 1
                         if metrics["scheduler/dropped_groups"] > 10 * max(1, need):
-                            raise RuntimeError(
-                                f"{self.mode} rollout: envs keep failing; last error: {failed[0]}"
+                            raise EnvChurnError(
+                                self._churn_message(
+                                    f"envs keep failing ({int(metrics['scheduler/dropped_groups'])} groups "
+                                    "dropped)",
+                                    failed[0],
+                                    len(done),
+                                    need,
+                                )
                             )
                     continue  # retried with the same episode (seed) next round
                 group = finished[:gs]  # lock-step rollout: the first group_size envs in env order
@@ -212,6 +260,7 @@ class RolloutScheduler:
                     continue  # the group's next episode runs instead
                 if len(done) < need:
                     done.append(group)
+        metrics["scheduler/env_replaced"] = float(self.manager.replacements - replaced_before)
         trajs = [t for group in done for t in group]
         self.dropped_groups += int(metrics["scheduler/dropped_groups"])
         self.env_failures += int(metrics["scheduler/env_failures"])

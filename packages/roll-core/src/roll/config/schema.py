@@ -128,6 +128,8 @@ class EnvManagerConfig(WorkerConfig):
     group_filter_cls: str | None = None
     env_timeout_s: float = 600.0  # our addition: an env reset/step slower than this is a failed episode
     max_env_retries: int = 1  # our addition: failed episodes are retried this often, then dropped (metric)
+    # our addition: envs replaced (new sandboxes) per batch before the batch fails naming the cause; -1: a quarter of the envs, at least 2
+    max_env_replacements: int = -1
 
 
 @dataclass

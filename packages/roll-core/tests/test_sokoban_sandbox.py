@@ -261,3 +261,26 @@ def test_a_killed_sandbox_is_a_sandbox_env_error(admin):
         assert "ResetNeeded" not in str(info.value)
     finally:
         env.close()
+
+
+def test_healthy_probe_tells_a_live_sandbox_from_a_dead_one(admin):
+    """What the env manager asks before replacing an env: alive (reuse it) or not (a new sandbox)."""
+    env = SokobanSandboxEnv(base_url=admin.url, **{**LEVEL, "max_steps": 500})
+    try:
+        assert not env.healthy()  # not started: nothing to reuse
+        env.reset(seed=3)
+        assert env.healthy()  # the game server answers a ping
+        with env._lock:  # a call in flight holds the env: the probe asks the admin about the sandbox
+            assert env.healthy()
+        observation = env.step("<answer>Up</answer>")[0]
+        assert observation  # the ping did not disturb the episode
+        os.kill(_sandbox_pid(admin, env.sandbox_id), 9)
+        deadline = time.monotonic() + 30
+        while env.healthy() and time.monotonic() < deadline:  # the admin notices the death within moments
+            time.sleep(0.1)
+        assert not env.healthy()
+        with env._lock:
+            assert not env.healthy()
+    finally:
+        env.close()
+    assert not env.healthy()

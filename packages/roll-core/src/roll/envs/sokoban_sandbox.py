@@ -9,7 +9,8 @@ a step costs one command round trip. Observations, rewards and infos are those o
 
 Faults: while the admin is unreachable, calls are retried with backoff for `retry_timeout` seconds (requests
 carry sequence numbers, so a resent step is never applied twice), then `EnvUnavailableError` names the URL.
-A dead sandbox or game server raises `SandboxEnvError`; the env manager replaces the env.
+A dead sandbox or game server raises `SandboxEnvError`; `healthy()` tells the env manager whether to reuse
+the env (sandbox alive, game server answers) or replace it.
 The env is synchronous; the SDK calls run on one event loop thread shared by all envs (`roll.envs.event_loop`).
 """
 
@@ -90,6 +91,7 @@ class SokobanSandboxEnv:
         self._n = 0
         self._lock = threading.Lock()
         self._closed = False
+        self._starting: Any = None  # the sandbox whose start is in flight (close() stops it too)
 
     # ------------------------------------------------------------------ validation
 
@@ -155,14 +157,31 @@ class SokobanSandboxEnv:
         return self.render_cache
 
     def close(self) -> None:
-        """Stop the sandbox (one attempt, errors swallowed: a dead sandbox or admin must not block shutdown)."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            sandbox, self.sandbox = self.sandbox, None
+        """Stop the sandbox (one attempt, errors swallowed: a dead sandbox or admin must not block shutdown).
+        Does not wait for a call in flight: stopping its sandbox (also one still starting) ends that call."""
+        if self._closed:
+            return
+        self._closed = True
+        sandbox, self.sandbox = self.sandbox or self._starting, None
         if sandbox is not None:
             _stop_quietly(sandbox)
+
+    def healthy(self) -> bool:
+        """Worth reusing after a failed or slow call: the sandbox is alive (or still starting, known to the
+        admin) and, when no call is in flight, the game server answers a ping."""
+        if self._closed:
+            return False
+        if not self._lock.acquire(blocking=False):  # a call is in flight: ask the admin about its sandbox
+            return _sandbox_alive(self.sandbox or self._starting)
+        try:
+            if self.sandbox is None:
+                return False
+            self._request({"op": "ping"})
+            return True
+        except (SandboxEnvError, EnvUnavailableError):
+            return False
+        finally:
+            self._lock.release()
 
     # ------------------------------------------------------------------ internals
 
@@ -189,15 +208,20 @@ class SokobanSandboxEnv:
             auto_clear_seconds=self.auto_clear_seconds,
             startup_timeout=self.startup_timeout,
         )
-        sandbox = Sandbox(config)
-        self._retry("start", sandbox.start, self.startup_timeout + self.request_timeout)
-        self.sandbox, self.sandbox_id = sandbox, sandbox.sandbox_id
+        sandbox = self._starting = Sandbox(config)
         try:
+            self._retry("start", sandbox.start, self.startup_timeout + self.request_timeout)
+            self.sandbox_id = sandbox.sandbox_id
+            if self._closed:  # closed while starting: close() could not see the id yet
+                raise SandboxEnvError(f"{self._where()}: the env was closed while its sandbox started")
+            self.sandbox = sandbox
             self._start_server()
         except BaseException:
             self.sandbox = None
             _stop_quietly(sandbox)
             raise
+        finally:
+            self._starting = None
 
     def _start_server(self) -> None:
         from rock.sdk.sandbox.request import CreateBashSessionRequest
@@ -285,6 +309,17 @@ class SokobanSandboxEnv:
                 raise SandboxEnvError(f"{self._where()}: {what} did not answer: {exc}") from exc
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+
+def _sandbox_alive(sandbox: Any) -> bool:
+    """The admin knows the sandbox as starting or running (one status call, 10 s at most)."""
+    if sandbox is None or sandbox.sandbox_id is None:
+        return False
+    try:
+        status = run_sync(sandbox.get_status(include_all_states=True), timeout=10)
+    except Exception:  # no answer or an error: not known to be alive
+        return False
+    return status.state in ("pending", "running") and not status.failure_reason
 
 
 def _stop_quietly(sandbox: Any) -> None:

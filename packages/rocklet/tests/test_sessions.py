@@ -288,3 +288,55 @@ def test_concurrent_sessions(http: httpx.Client) -> None:
     for name in names:
         assert results[name] == "".join(f"{name}-{i}\n" for i in range(20))
         http.post("/close_session", json={"session": name})
+
+
+def _in_flight(http: httpx.Client, session: str, command: str, marker, result: dict) -> threading.Thread:
+    """Run `command` (no timeout) in a thread; return once the command has started (it touches `marker`)."""
+    thread = threading.Thread(
+        target=lambda: result.setdefault(
+            "r", run(http, session, f"touch {marker}; {command}", check="silent")
+        )
+    )
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not marker.exists():
+        assert time.monotonic() < deadline, "the long command never started"
+        time.sleep(0.02)
+    return thread
+
+
+def test_busy_session_answers_the_next_command_at_once(
+    rocklet, http: httpx.Client, session: str, tmp_path
+) -> None:
+    result: dict[str, httpx.Response] = {}
+    thread = _in_flight(http, session, "sleep 100; echo never", tmp_path / "started", result)
+    # A second command on the same session, with its own timeout, while the first (no timeout) runs: it must not
+    # wait behind it (this client gives up after 15 s, so a hang fails the test instead of stalling it).
+    with rocklet.client(timeout=15.0) as other:
+        err = error_of(run(other, session, "echo hi", timeout=5))
+    assert err["class_path"] == "rock.exceptions.SessionBusyError"
+    assert "busy" in err["message"] and "sleep 100" in err["message"]
+    assert "builtins.RuntimeError" in err["bases"]
+    # The running command is untouched by the refused one; an interrupt still reaches it.
+    r = http.post("/run_in_session", json={"action_type": "bash_interrupt", "session": session})
+    assert r.status_code == 200, r.text
+    # Right after the interrupt's reply the session takes the next command (no spurious "busy").
+    assert run(http, session, "echo after").json()["output"] == "after\n"
+    thread.join(30)
+    assert result["r"].json()["exit_code"] == 130
+    assert "never" not in result["r"].json()["output"]
+
+
+def test_busy_session_can_be_closed(http: httpx.Client, tmp_path) -> None:
+    name = "busy-close"
+    assert http.post("/create_session", json={"session": name}).status_code == 200
+    result: dict[str, httpx.Response] = {}
+    thread = _in_flight(http, name, "sleep 100", tmp_path / "started", result)
+    r = http.post("/close_session", json={"session": name})
+    assert r.status_code == 200, r.text
+    thread.join(30)
+    assert not thread.is_alive()
+    assert result["r"].status_code == 200
+    assert "closed" in result["r"].json()["failure_reason"]
+    assert http.post("/create_session", json={"session": name}).status_code == 200
+    http.post("/close_session", json={"session": name})

@@ -49,6 +49,10 @@ class SessionDoesNotExistError(RockletException, ValueError):
     """A session name that is not open."""
 
 
+class SessionBusyError(RockletException, RuntimeError):
+    """The session is still running an earlier command: wait for it, interrupt it, or use another session."""
+
+
 class ProcessDoesNotExistError(RockletException, ValueError):
     """A background process id the rocklet does not know."""
 
@@ -103,6 +107,7 @@ __all__ = [
     "ProcessExistsError",
     "RemoteException",
     "RockletException",
+    "SessionBusyError",
     "SessionDoesNotExistError",
     "SessionExistsError",
     "SessionNotInitializedError",

@@ -38,6 +38,7 @@ from rock.exceptions import (
     BashIncorrectSyntaxError,
     CommandTimeoutError,
     NonZeroExitCodeError,
+    SessionBusyError,
     SessionNotInitializedError,
 )
 from rocklet.sessions.output import Captured, OutputBuffer
@@ -171,7 +172,9 @@ def _spawn_on_pty(argv: list[str], env: dict[str, str], slave_path: str) -> _Spa
 
 
 class BashSession:
-    """A named bash shell. `run` serialises commands; `interrupt` works while a command is in flight."""
+    """A named bash shell. One command at a time: `run` on a busy session raises `SessionBusyError` at once
+    (a second command typed into a terminal would go to the running program's stdin); `interrupt` and `close`
+    work while a command is in flight."""
 
     def __init__(
         self,
@@ -187,7 +190,9 @@ class BashSession:
         self._state_dir = state_dir
         self._max_output = max_output_bytes
         self._on_exit = on_exit
-        self._lock = asyncio.Lock()
+        self._running: str | None = None  # the command in flight
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._proc: subprocess.Popen[bytes] | _Spawned | None = None
         self._fd = -1
         self._slave_fd = -1
@@ -500,23 +505,38 @@ class BashSession:
 
     async def run(self, action: BashAction) -> BashObservation:
         """Run one command; the reply carries its output and exit code."""
-        async with self._lock:
-            self._ensure_alive()
-            pending = self._out.take_all()
-            interactive = action.is_interactive_command or action.is_interactive_quit or not self._at_prompt
-            if interactive:
-                text = action.command if action.command.endswith("\n") else action.command + "\n"
-                line = text.encode("utf-8", "surrogateescape")
-            else:
-                self._no_echo()
-                line = self._command_line(action.command)
-            waiter = self._new_waiter(action.expect)
-            self._at_prompt = False
-            await self._type(line)
-            result = await self._finish(waiter, action)
-            if result.kind == "prompt" and self._syntax_marker.encode() in result.captured.tail:
-                result = await self._syntax_error(action)
-            return self._observe(action, result, pending, interactive)
+        if self._running is not None:
+            shown = self._running if len(self._running) <= 200 else self._running[:200] + "..."
+            raise SessionBusyError(
+                f"session {self.name!r} is busy running {shown!r}: wait for its reply, interrupt it "
+                "(action_type bash_interrupt) or use another session",
+                extra_info={"running": self._running},
+            )
+        self._ensure_alive()
+        self._running = action.command
+        self._idle.clear()
+        try:
+            return await self._run(action)
+        finally:
+            self._running = None
+            self._idle.set()
+
+    async def _run(self, action: BashAction) -> BashObservation:
+        pending = self._out.take_all()
+        interactive = action.is_interactive_command or action.is_interactive_quit or not self._at_prompt
+        if interactive:
+            text = action.command if action.command.endswith("\n") else action.command + "\n"
+            line = text.encode("utf-8", "surrogateescape")
+        else:
+            self._no_echo()
+            line = self._command_line(action.command)
+        waiter = self._new_waiter(action.expect)
+        self._at_prompt = False
+        await self._type(line)
+        result = await self._finish(waiter, action)
+        if result.kind == "prompt" and self._syntax_marker.encode() in result.captured.tail:
+            result = await self._syntax_error(action)
+        return self._observe(action, result, pending, interactive)
 
     async def _finish(self, waiter: _Waiter, action: BashAction) -> _Result:
         if await self._wait(waiter, action.timeout):
@@ -603,6 +623,11 @@ class BashSession:
         output = ""
         if own and waiter.future.done():
             output = waiter.future.result().captured.text()
+        if not own:
+            # The interrupted command's request is finishing: let it, so a command sent after this reply
+            # finds the session free.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), 5.0)
         reason = "" if how == "Ctrl-C" else f"interrupt escalated: {how}"
         return BashObservation(output=output, exit_code=0, failure_reason=reason)
 

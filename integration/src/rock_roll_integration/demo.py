@@ -19,10 +19,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from rock_roll_integration.envclock import EnvClock
 from rock_roll_integration.envmodes import ENV_MODES, env_overrides
+from rock_roll_integration.progress import DemoProgress
 from rock_roll_integration.summary import EvalRow, Summary
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -68,6 +67,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--envs", choices=ENV_MODES, default="sandbox", help="where envs run (default sandbox)")
     p.add_argument(
+        "--validate-only",
+        action="store_true",
+        help="stop after the first validation (a quick check that the admin, sandboxes and model work)",
+    )
+    p.add_argument(
+        "--progress-every",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="when stderr is not a terminal: a progress line this often (default 15)",
+    )
+    p.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -80,6 +91,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         value = getattr(args, name)
         if value is not None and value < 1:
             p.error(f"--{name}: must be at least 1, got {value}")
+    if args.progress_every <= 0:
+        p.error(f"--progress-every: must be positive, got {args.progress_every}")
     return args
 
 
@@ -114,8 +127,9 @@ def eval_row(stage: str, meaning: str, metrics: dict[str, float], episodes: int)
     )
 
 
-def run_demo(args: argparse.Namespace) -> Summary:
-    """The whole job; returns the summary (also written to `<out>/summary.json`)."""
+def run_demo(args: argparse.Namespace) -> Summary | EvalRow:
+    """The whole job; returns the summary (also written to `<out>/summary.json`), or with
+    `--validate-only` the first validation's row."""
     from rock_admin.testing import running_admin
     from rock_roll_integration.warmup import behaviour_clone, copy_policy
     from roll.agentic.pipeline import AgenticPipeline
@@ -131,16 +145,15 @@ def run_demo(args: argparse.Namespace) -> Summary:
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     stages: dict[str, float] = {}
-    bar = tqdm(total=3, desc="demo", unit="task", dynamic_ncols=True)
+    progress = DemoProgress(interval=args.progress_every)
 
-    def stage(name: str) -> None:
-        bar.set_description(name)
+    def stage(name: str, total: int = 0, unit: str = "") -> None:
+        progress.stage(name, total, unit)
         stages[name] = time.perf_counter()
 
     try:
         stage("start ROCK admin")
         with running_admin(out / "admin") as admin:
-            bar.update(1)
             overrides = [
                 f"output_dir={out}",
                 "progress_bar=false",
@@ -157,48 +170,53 @@ def run_demo(args: argparse.Namespace) -> Summary:
                 f"actor_train.training_args.learning_rate={preset.warmup_lr}",
             ]
             warm_cfg, _, _ = load_and_validate(CONFIG_DIR, preset.config, warm_overrides)
-            bar.total = 3 + warmup_iterations + cfg.max_steps
-            bar.refresh()
             pipe = AgenticPipeline(cfg, stdout=False)
             clock = EnvClock()
             for manager in pipe.managers:
                 clock.attach(manager)
+                manager.progress = progress.env
             try:
-                stage("validate (before)")
+                stage("validate (before)", cfg.val_batch_size, "episodes")
                 val_init = pipe.validate()
-                bar.update(1)
-                stage("warm-up")
+                if args.validate_only:
+                    stage("stop ROCK admin")
+                    return eval_row(
+                        "before training",
+                        f"the model as loaded: {cfg.pretrain}",
+                        val_init,
+                        cfg.val_batch_size,
+                    )
+                stage("warm-up", warmup_iterations, "iterations")
                 warm_pipe = AgenticPipeline(warm_cfg, stdout=False)
                 try:
                     warm = behaviour_clone(
                         warm_pipe,
                         warmup_iterations,
                         cfg.rollout_batch_size,
-                        lambda i, nll: (bar.set_postfix(nll=f"{nll:.3f}"), bar.update(1)),
+                        lambda i, nll: progress.advance(1, f"nll={nll:.3f}"),
                         envs_to=pipe.schedulers["train"],
+                        progress=progress.env,
                     )
                     copy_policy(warm_pipe, pipe)
                 finally:
                     warm_pipe.close()
-                stage("RL")
+                stage("RL", cfg.max_steps, "steps")
                 before = clock.snapshot()
                 t_rl = time.perf_counter()
                 history = []
                 for step in range(cfg.max_steps):
                     history.append(pipe.step(step))  # step 0 validates first: the "after warm-up" row
-                    bar.set_postfix(score=f"{history[-1].get('rollout/score/mean', float('nan')):.2f}")
-                    bar.update(1)
+                    progress.advance(1, f"score={history[-1].get('rollout/score/mean', float('nan')):.2f}")
                 rl_seconds = time.perf_counter() - t_rl
                 env = clock.snapshot() - before
-                stage("validate (after RL)")
+                stage("validate (after RL)", cfg.val_batch_size, "episodes")
                 val_final = pipe.validate()
                 pipe.tracker.log(val_final, cfg.max_steps)
-                bar.update(1)
             finally:
                 pipe.close()
             stage("stop ROCK admin")
     finally:
-        bar.close()
+        progress.close()
     ends = [*list(stages.values())[1:], time.perf_counter()]
     stage_seconds = {name: end - begin for (name, begin), end in zip(stages.items(), ends, strict=True)}
     jsonl = Path(cfg.logging_dir) / "metrics.jsonl"
@@ -256,6 +274,7 @@ def run_demo(args: argparse.Namespace) -> Summary:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from roll.agentic.scheduler import EnvChurnError
     from roll.config import ConfigError
 
     args = parse_args(argv)
@@ -268,6 +287,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:  # a bad --set or config: every problem with its key path
         print(f"demo: {exc}", file=sys.stderr)
         return 2
+    except EnvChurnError as exc:  # the envs cannot keep up on this machine: the message says why
+        print(f"demo: {exc}", file=sys.stderr)
+        return 3
+    if isinstance(summary, EvalRow):
+        print(
+            f"validation: success {summary.success_rate:.1%}, score {summary.mean_score:.2f}, "
+            f"valid actions {summary.valid_action_rate:.0%} over {summary.episodes} episodes"
+        )
+        return 0
     print()
     print(summary.table())
     print(f"\nsummary: {args.out.resolve() / 'summary.json'}")

@@ -68,10 +68,12 @@ def behaviour_clone(
     batch_size: int,
     on_iteration: Callable[[int, float], None] | None = None,
     envs_to: RolloutScheduler | None = None,
+    progress: Callable[[int, str], None] | None = None,
 ) -> WarmupResult:
     """Train `pipe`'s actor on `iterations` batches of `batch_size` expert episodes. Envs are made from the
     train env manager's tags (so they are the run's own envs: local or ROCK-served); afterwards they move
-    to `envs_to` (the RL run's train scheduler) or are closed. `on_iteration(i, nll)` reports progress;
+    to `envs_to` (the RL run's train scheduler) or are closed. `on_iteration(i, nll)` reports progress
+    (`progress` hears the env manager's, see `TrajEnvManager.progress`);
     the NLL is also logged as `warmup/nll` to `pipe`'s tracker."""
     if iterations <= 0:
         raise ValueError(f"warmup iterations: must be positive, got {iterations}")
@@ -98,6 +100,7 @@ def behaviour_clone(
         train.env_timeout_s,
         max_workers=min(16, batch_size),
     )
+    manager.progress = progress
     scheduler = RolloutScheduler(cfg, mgr_cfg, "train", manager, cfg.seed + WARMUP_SEED_OFFSET)
     loss = dataclasses.replace(
         pipe.loss_cfg,

@@ -3,13 +3,14 @@ interrupt and timeouts."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
 import httpx
 import pytest
 
-from rocklet.testing import error_of, run
+from rocklet.testing import error_of, run, running_rocklet
 
 
 @pytest.mark.parametrize(
@@ -340,3 +341,30 @@ def test_busy_session_can_be_closed(http: httpx.Client, tmp_path) -> None:
     assert "closed" in result["r"].json()["failure_reason"]
     assert http.post("/create_session", json={"session": name}).status_code == 200
     http.post("/close_session", json={"session": name})
+
+
+def test_sessions_see_the_sandbox_start_env(tmp_path) -> None:
+    """The env a sandbox was started with (`ROCKLET_SESSION_ENV`, set by the admin's runtimes) reaches every
+    bash session as upstream (env_enable or not); a session's own `env` wins over it."""
+    start_env = {"START_VAR": "from-start", "SHARED": "start"}
+    env = {"ROCKLET_SESSION_ENV": json.dumps(start_env), **start_env}
+    with running_rocklet(tmp_path, env=env) as info, info.client(timeout=30.0) as http:
+        for name, fields in (
+            ("plain", {}),
+            ("all", {"env_enable": True}),
+            ("own", {"env": {"SHARED": "own"}}),
+        ):
+            assert http.post("/create_session", json={"session": name, **fields}).status_code == 200
+        assert run(http, "plain", 'echo "$START_VAR $SHARED"').json()["output"] == "from-start start\n"
+        assert run(http, "all", 'echo "$START_VAR $SHARED"').json()["output"] == "from-start start\n"
+        assert run(http, "own", 'echo "$START_VAR $SHARED"').json()["output"] == "from-start own\n"
+        # The carrier variable itself stays out of the shell.
+        assert run(http, "all", 'echo "[${ROCKLET_SESSION_ENV:-}]"').json()["output"] == "[]\n"
+        r = http.post("/execute", json={"command": "echo $START_VAR", "shell": True})
+        assert r.json()["stdout"] == "from-start\n"
+
+
+def test_bad_session_env_is_a_clear_startup_error(tmp_path) -> None:
+    bad = {"ROCKLET_SESSION_ENV": "[1, 2]"}
+    with pytest.raises(RuntimeError, match="ROCKLET_SESSION_ENV"), running_rocklet(tmp_path, env=bad):
+        pass

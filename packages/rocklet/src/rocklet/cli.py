@@ -53,7 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except ValueError as exc:  # a malformed ROCKLET_* setting
+        sys.exit(f"rocklet: {exc}")
     import uvicorn
 
     from rocklet.app import create_app

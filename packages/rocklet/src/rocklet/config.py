@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 
 MIB = 1024 * 1024
+#: The variable the admin's runtimes put the sandbox's start `env` in (a JSON object of strings).
+SESSION_ENV_VAR = "ROCKLET_SESSION_ENV"
 
 
 def _env_int(name: str, default: int) -> int:
     value = os.environ.get(name)
     return int(value) if value else default
+
+
+def _env_session_env() -> dict[str, str]:
+    raw = os.environ.get(SESSION_ENV_VAR)
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"{SESSION_ENV_VAR}: not valid JSON ({exc})") from None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ValueError(f"{SESSION_ENV_VAR}: must be a JSON object of string values")
+    return value
 
 
 @dataclass
@@ -26,3 +44,5 @@ class RockletConfig:
     max_body_bytes: int = field(default_factory=lambda: _env_int("ROCKLET_MAX_BODY_BYTES", 1024 * MIB))
     #: Directory for session rc files, long commands, process output and upload staging (default: a temp dir).
     state_dir: str | None = field(default_factory=lambda: os.environ.get("ROCKLET_STATE_DIR") or None)
+    #: Variables every bash session starts with (the sandbox's start `env`, as upstream), under the session's own.
+    session_env: dict[str, str] = field(default_factory=_env_session_env)

@@ -28,7 +28,7 @@ class Runtime:
         self.staging = self.state_dir / "staging"
         self.staging.mkdir(exist_ok=True)
         self.staging.chmod(0o700)
-        self.sessions = SessionManager(self.state_dir, config.max_output_bytes)
+        self.sessions = SessionManager(self.state_dir, config.max_output_bytes, config.session_env)
         self.processes = ProcessManager(self.state_dir / "processes", config.max_read_bytes)
         self.envs = EnvHost()
         self.sampler = Sampler()

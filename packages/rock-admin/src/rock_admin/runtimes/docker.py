@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -28,6 +29,7 @@ from typing import Any
 
 from rock_admin.runtimes.base import Endpoint, Handle, Runtime, SandboxSpec, SandboxStartError
 from rock_admin.runtimes.process import UDS_MAX, _pid_start, _python_paths
+from rocklet.config import SESSION_ENV_VAR
 
 log = logging.getLogger("rock_admin.runtime.docker")
 
@@ -238,7 +240,12 @@ class DockerRuntime(Runtime):
             name=name,
             hostname=spec.sandbox_id[:63],
             labels={LABEL_ADMIN: self.admin, LABEL_SANDBOX: spec.sandbox_id},
-            environment={**self._env, **spec.env, "ROCKLET_AUTH_TOKEN": spec.token},
+            environment={
+                **self._env,
+                **spec.env,
+                "ROCKLET_AUTH_TOKEN": spec.token,
+                SESSION_ENV_VAR: json.dumps(spec.env),  # the start env, for the rocklet's bash sessions
+            },
             mounts=mounts,
             network_mode=self.network,
             init=True,

@@ -155,7 +155,9 @@ def _run_rocklet(spec: dict[str, Any], run_dir: str, listen_fd: int) -> None:
     from rocklet.auth import ApiKeyMiddleware
     from rocklet.config import RockletConfig
 
-    config = RockletConfig(auth_token=spec.get("token", ""), state_dir=f"{run_dir}/state")
+    config = RockletConfig(
+        auth_token=spec.get("token", ""), state_dir=f"{run_dir}/state", session_env=spec.get("env", {})
+    )
     _PREBUILT.state.runtime.__init__(config)
     sys.argv = ["rocklet", "--uds", f"{run_dir}/rocklet.sock"]
     gc.enable()

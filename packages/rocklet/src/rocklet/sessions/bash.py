@@ -41,6 +41,7 @@ from rock.exceptions import (
     SessionBusyError,
     SessionNotInitializedError,
 )
+from rocklet.config import SESSION_ENV_VAR
 from rocklet.sessions.output import Captured, OutputBuffer
 from rocklet.sessions.quoting import ansi_c_quote, shell_single_quote
 
@@ -183,9 +184,11 @@ class BashSession:
         *,
         state_dir: Path,
         max_output_bytes: int,
+        base_env: dict[str, str] | None = None,
         on_exit: Callable[[BashSession], None] | None = None,
     ) -> None:
         self.name = name
+        self._base_env = base_env or {}
         self.request = request
         self._state_dir = state_dir
         self._max_output = max_output_bytes
@@ -307,6 +310,7 @@ class BashSession:
     def _environment(self, user: pwd.struct_passwd | None) -> dict[str, str]:
         if self.request.env_enable:
             env = dict(os.environ)
+            env.pop(SESSION_ENV_VAR, None)
         else:
             env = {k: os.environ[k] for k in _MINIMAL_ENV if k in os.environ}
             env.setdefault("PATH", _DEFAULT_PATH)
@@ -314,6 +318,7 @@ class BashSession:
             env.update(
                 HOME=user.pw_dir, USER=user.pw_name, LOGNAME=user.pw_name, SHELL=user.pw_shell or "/bin/bash"
             )
+        env.update(self._base_env)
         env.update(self.request.env or {})
         env["TERM"] = "dumb"
         env["PS1"] = f"__ROCKPS1_{self._token}_$?__"

@@ -21,9 +21,12 @@ from rocklet.sessions.bash import BashSession
 class SessionManager:
     """Creates, runs and closes named sessions. A shell that exits on its own (`exit`) frees its name."""
 
-    def __init__(self, state_dir: Path, max_output_bytes: int) -> None:
+    def __init__(
+        self, state_dir: Path, max_output_bytes: int, base_env: dict[str, str] | None = None
+    ) -> None:
         self._state_dir = state_dir
         self._max_output = max_output_bytes
+        self._base_env = dict(base_env or {})
         self._sessions: dict[str, BashSession] = {}
 
     def __contains__(self, name: str) -> bool:
@@ -40,6 +43,7 @@ class SessionManager:
             request,
             state_dir=self._state_dir,
             max_output_bytes=self._max_output,
+            base_env=self._base_env,
             on_exit=self._forget,
         )
         self._sessions[request.session] = session

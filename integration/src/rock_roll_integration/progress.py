@@ -57,7 +57,7 @@ class DemoProgress:
                 self._bar.set_postfix_str(self._postfix(), refresh=True)
 
     def env(self, episodes: int, waiting: str) -> None:
-        """An env manager's report: `episodes` just finished, or what it is waiting for now."""
+        """An env manager's report: `episodes` just finished, or (0) what it is waiting for now."""
         with self._lock:
             if episodes:
                 if self._unit == "episodes":
@@ -66,7 +66,7 @@ class DemoProgress:
                         self._bar.update(episodes)
                 else:
                     self._episodes += episodes
-            if waiting:
+            else:  # what it waits for now ("" when the rollout is over)
                 self._waiting = waiting
             if self._bar is not None:
                 self._bar.set_postfix_str(self._postfix(), refresh=True)

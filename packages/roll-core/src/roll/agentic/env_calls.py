@@ -131,10 +131,10 @@ class EnvCaller:
     ) -> list[Any]:
         """Each call's result, or the exception it raised, or an EnvCallTimeout. `probe(slot)` decides
         whether an env past its deadline is healthy enough for one more deadline; `report(text)` hears
-        what the wait is for, about once a second."""
+        what the wait is for, about once a second once it has lasted half a second."""
         t0 = time.monotonic()
         pending = {c.future: c for c in calls}
-        last_report = 0.0
+        last_report = t0 - 0.5  # calls answered within half a second are not worth a report
         while pending:
             now = time.monotonic()
             if report is not None and now - last_report >= 1.0:

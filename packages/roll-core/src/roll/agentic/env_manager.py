@@ -153,7 +153,7 @@ class TrajEnvManager:
     Env calls run in a pool under adaptive deadlines (`roll.agentic.env_calls`). A failed env is kept when
     it answers its health probe (`env.healthy()`: a sandbox that is alive is reused, not replaced) and
     replaced otherwise; `replacements` counts the replaced ones. `progress(done, text)` (optional) hears
-    `done` finished episodes and what the rollout is waiting for."""
+    `done` finished episodes (text "") or, with done 0, what the rollout waits for ("" once it is over)."""
 
     def __init__(
         self,
@@ -319,6 +319,7 @@ class TrajEnvManager:
                     r.done, r.traj.truncated, r.traj.stop_reason = True, True, "max_length"
                 if r.done:
                     self._report(1, "")
+        self._report(0, "")  # the rollout waits for nothing now
         results: list[Trajectory | EnvFailure] = []
         for r in runs:
             if isinstance(r, EnvFailure):

@@ -1,0 +1,145 @@
+"""Attacks from inside a sandbox (issue 11's probe), each a test that failed before its fix."""
+
+from __future__ import annotations
+
+import errno
+import json
+import platform
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from rock_admin.runtimes import seccomp
+
+# --- seccomp ---
+
+
+def _run_bpf(program: list[seccomp.Instruction], nr: int, arch: int, arg0: int = 0) -> int:
+    """Classic BPF, the subset the filter uses, over one struct seccomp_data: the action it returns."""
+    data = {seccomp._OFF_NR: nr & 0xFFFFFFFF, seccomp._OFF_ARCH: arch, seccomp._OFF_ARG0: arg0 & 0xFFFFFFFF}
+    acc, pc = 0, 0
+    while True:
+        code, jt, jf, k = program[pc]
+        pc += 1
+        if code == seccomp._RET:
+            return k
+        if code == seccomp._LD_W_ABS:
+            acc = data[k]
+            continue
+        taken = {seccomp._JEQ: acc == k, seccomp._JGE: acc >= k, seccomp._JSET: bool(acc & k)}[code]
+        pc += jt if taken else jf
+
+
+EPERM = seccomp.RET_ERRNO | errno.EPERM
+
+
+@pytest.mark.parametrize("machine", sorted(seccomp.ARCHES))
+def test_filter_program_per_architecture(machine: str) -> None:
+    arch = seccomp.ARCHES[machine]
+    nrs = arch.syscalls
+    program = seccomp.build_filter(machine)
+
+    def verdict(name: str, arg0: int = 0, audit: int = arch.audit) -> int:
+        return _run_bpf(program, nrs[name], audit, arg0)
+
+    for name in seccomp.DENIED:
+        if name in nrs:
+            assert verdict(name) == EPERM, name
+    for name in ("seccomp", "personality"):  # allowed, the latter with Docker's values only
+        assert verdict(name) == seccomp.RET_ALLOW
+    assert _run_bpf(program, 0, arch.audit) == seccomp.RET_ALLOW  # read (x86_64) / io_setup (aarch64)
+    assert verdict("clone3") == seccomp.RET_ERRNO | errno.ENOSYS
+    assert verdict("clone", arg0=0x01200011) == seccomp.RET_ALLOW  # fork(): CLONE_CHILD_SETTID|... |SIGCHLD
+    assert verdict("clone", arg0=seccomp.CLONE_NEWUSER | 17) == EPERM
+    assert verdict("clone", arg0=seccomp.CLONE_NEWNET) == EPERM
+    assert verdict("personality", arg0=0x0400000) == EPERM  # READ_IMPLIES_EXEC
+    assert verdict("personality", arg0=0xFFFFFFFF) == seccomp.RET_ALLOW
+    other = seccomp.AUDIT_ARCH_AARCH64 if machine == "x86_64" else seccomp.AUDIT_ARCH_X86_64
+    assert verdict("keyctl", audit=other) == seccomp.RET_KILL_PROCESS
+    assert _run_bpf(program, 0, 0x40000003) == seccomp.RET_KILL_PROCESS  # i386 / arm32 compat
+    if arch.has_x32:
+        assert _run_bpf(program, seccomp.X32_SYSCALL_BIT | 39, arch.audit) == seccomp.RET_KILL_PROCESS
+        assert _run_bpf(program, -1, arch.audit) == seccomp.RET_ALLOW
+
+
+def test_unknown_architecture_is_refused() -> None:
+    with pytest.raises(OSError, match="no syscall table for architecture 'riscv64'"):
+        seccomp.build_filter("riscv64")
+
+
+_FILTERED_CHILD = textwrap.dedent(
+    """
+    import ctypes, errno, json, os, subprocess, sys, threading
+    from rock_admin.runtimes import seccomp
+
+    nrs = seccomp.ARCHES[os.uname().machine].syscalls
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def call(name, *args):
+        ctypes.set_errno(0)
+        result = libc.syscall(ctypes.c_long(nrs[name]), *args)
+        return errno.errorcode.get(ctypes.get_errno(), "OK") if result < 0 else "OK"
+
+    def add_key():
+        return call("add_key", b"user", b"escape-probe", b"secret", ctypes.c_size_t(6), ctypes.c_int(-2))
+
+    before = add_key()
+    threading.Thread(target=lambda: None).start()  # a second thread existed: TSYNC covers all
+    seccomp.install_sandbox_filter()
+    status = dict(line.split(":\\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\\t" in line)
+    shell = subprocess.run(
+        ["bash", "-c", "echo sandbox | tr a-z A-Z; (sleep 0.01 &); wait"], capture_output=True, text=True
+    )
+    python = subprocess.run(
+        [sys.executable, "-c", "import sqlite3; print(sqlite3.connect(':memory:').execute('select 40+2').fetchone()[0])"],
+        capture_output=True, text=True,
+    )
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if add_key() == "EPERM" else 1)
+    print(json.dumps({
+        "before": before,
+        "add_key": add_key(),
+        "keyctl": call("keyctl", ctypes.c_int(0), ctypes.c_int(-2), ctypes.c_int(0)),  # KEYCTL_GET_KEYRING_ID
+        "request_key": call("request_key", b"user", b"escape-probe", None, ctypes.c_int(0)),
+        "bpf": call("bpf", ctypes.c_int(0), None, ctypes.c_uint(0)),
+        "unshare_user": call("unshare", ctypes.c_int(seccomp.CLONE_NEWUSER)),
+        "mount": call("mount", b"none", b"/tmp", b"tmpfs", ctypes.c_ulong(0), None),
+        "io_uring_setup": call("io_uring_setup", ctypes.c_uint(1), None),
+        "perf_event_open": call("perf_event_open", None, 0, -1, -1, 0),
+        "forked_child_add_key_eperm": os.waitpid(pid, 0)[1] == 0,
+        "no_new_privs": status["NoNewPrivs"].strip(),
+        "seccomp": status["Seccomp"].strip(),
+        "workload": [shell.returncode, shell.stdout, python.returncode, python.stdout, shell.stderr + python.stderr],
+    }))
+    """
+)
+
+
+@pytest.mark.skipif(platform.machine() not in seccomp.ARCHES, reason="no syscall table for this architecture")
+def test_installed_filter_denies_and_workloads_still_run() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _FILTERED_CHILD], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert seen["before"] == "OK"  # the probe is real: unfiltered, a key is added to the shared keyring
+    for name in ("add_key", "keyctl", "request_key", "bpf", "unshare_user", "mount", "io_uring_setup"):
+        assert seen[name] == "EPERM", (name, seen)
+    assert seen["perf_event_open"] == "EPERM"
+    assert seen["forked_child_add_key_eperm"] is True
+    assert seen["no_new_privs"] == "1" and seen["seccomp"] == "2"
+    assert seen["workload"] == [0, "SANDBOX\n", 0, "42\n", ""]
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="the x32 ABI exists on x86_64 only")
+def test_x32_syscall_kills_the_process() -> None:
+    script = (
+        "import ctypes; from rock_admin.runtimes import seccomp; seccomp.install_sandbox_filter(); "
+        "ctypes.CDLL(None).syscall(ctypes.c_long(seccomp.X32_SYSCALL_BIT | 39)); print('survived')"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == -signal.SIGSYS and "survived" not in result.stdout

@@ -41,6 +41,7 @@ from rocklet import __version__, commands, files
 from rocklet.auth import ApiKeyMiddleware
 from rocklet.config import RockletConfig
 from rocklet.errors import handle_exception
+from rocklet.replay import replay_middleware
 from rocklet.runtime import Runtime
 
 _JSON = "application/json"
@@ -281,6 +282,7 @@ def create_app(config: RockletConfig | None = None) -> Any:
             portforward,
         ],
         exception_handlers={Exception: handle_exception},
+        middleware=[replay_middleware(lambda: rt.replay)],
         on_shutdown=[on_shutdown],
         openapi_config=None,
         logging_config=None,

@@ -16,6 +16,11 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
 def _env_session_env() -> dict[str, str]:
     raw = os.environ.get(SESSION_ENV_VAR)
     if not raw:
@@ -44,5 +49,12 @@ class RockletConfig:
     max_body_bytes: int = field(default_factory=lambda: _env_int("ROCKLET_MAX_BODY_BYTES", 1024 * MIB))
     #: Directory for session rc files, long commands, process output and upload staging (default: a temp dir).
     state_dir: str | None = field(default_factory=lambda: os.environ.get("ROCKLET_STATE_DIR") or None)
+    #: `X-Request-ID` replay cache: seconds a reply is kept, how many, bytes in all, and the largest one kept.
+    replay_ttl_seconds: float = field(default_factory=lambda: _env_float("ROCKLET_REPLAY_TTL_SECONDS", 300.0))
+    replay_max_entries: int = field(default_factory=lambda: _env_int("ROCKLET_REPLAY_MAX_ENTRIES", 256))
+    replay_max_bytes: int = field(default_factory=lambda: _env_int("ROCKLET_REPLAY_MAX_BYTES", 8 * MIB))
+    replay_max_entry_bytes: int = field(
+        default_factory=lambda: _env_int("ROCKLET_REPLAY_MAX_ENTRY_BYTES", 1 * MIB)
+    )
     #: Variables every bash session starts with (the sandbox's start `env`, as upstream), under the session's own.
     session_env: dict[str, str] = field(default_factory=_env_session_env)

@@ -9,6 +9,7 @@ from pathlib import Path
 from rocklet.config import RockletConfig
 from rocklet.envs import EnvHost
 from rocklet.processes import ProcessManager
+from rocklet.replay import ReplayCache
 from rocklet.sessions import SessionManager
 from rocklet.stats import Sampler
 
@@ -31,6 +32,12 @@ class Runtime:
         self.sessions = SessionManager(self.state_dir, config.max_output_bytes, config.session_env)
         self.processes = ProcessManager(self.state_dir / "processes", config.max_read_bytes)
         self.envs = EnvHost()
+        self.replay = ReplayCache(
+            ttl=config.replay_ttl_seconds,
+            max_entries=config.replay_max_entries,
+            max_bytes=config.replay_max_bytes,
+            max_entry_bytes=config.replay_max_entry_bytes,
+        )
         self.sampler = Sampler()
 
     async def close_all(self) -> None:

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from rock.actions import (
@@ -36,7 +37,7 @@ from rock.exceptions import (
     SessionExistsError,
 )
 from rock.rocklet_client import RockletClient, rebuild_exception
-from rocklet.testing import RunningRocklet, running_rocklet
+from rocklet.testing import RunningRocklet, dropping_proxy, running_rocklet
 
 TOKEN = "sdk-token"
 
@@ -193,3 +194,33 @@ def test_rebuild_exception_fallbacks() -> None:
     assert isinstance(
         rebuild_exception(ExceptionTransfer(message="x", class_path="builtins.SystemExit")), RemoteException
     )
+
+
+def test_retry_after_a_lost_connection_runs_the_command_once(tcp: RunningRocklet, tmp_path: Path) -> None:
+    """The proxy cuts the connection after the rocklet ran the command: the client retries with the same
+    X-Request-ID and gets the first run's reply; the command ran once (the counter file has one line)."""
+    counter = tmp_path / "count"
+
+    async def main() -> None:
+        with dropping_proxy(tcp.url or "") as proxy:
+            async with RockletClient(proxy.url, auth_token=TOKEN) as c:
+                await c.create_session(CreateBashSessionRequest(session="retry"))
+                proxy.arm(1)
+                obs = await c.run_in_session(
+                    BashAction(command=f"echo ran >> {counter}; echo done", session="retry")
+                )
+                assert obs.output == "done\n"
+                assert proxy.dropped == 1
+                assert counter.read_text() == "ran\n"
+                proxy.arm(1)
+                res = await c.execute(Command(command=f"echo ran >> {counter}", shell=True))
+                assert res.exit_code == 0 and counter.read_text() == "ran\nran\n"
+            # Retries are bounded: a connection that keeps failing ends in the error, still after one run.
+            async with RockletClient(proxy.url, auth_token=TOKEN, retries=2, retry_backoff=0.01) as c:
+                proxy.arm(10)
+                with pytest.raises(httpx.RemoteProtocolError):
+                    await c.execute(Command(command=f"echo ran >> {counter}", shell=True))
+                assert proxy.dropped == 2 + 3
+                assert counter.read_text() == "ran\n" * 3
+
+    asyncio.run(main())

@@ -12,15 +12,18 @@ serialises (HTTP 511) are raised again here as their own class (`FileNotFoundErr
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import importlib
 import json
 import os
+import random
 import shutil
 import ssl
 import sys
 import tarfile
 import tempfile
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -77,6 +80,29 @@ M = TypeVar("M", bound=BaseModel)
 _IMPORTABLE_ROOTS = ("rock", "gem_envs")
 #: Seconds added to a command's own timeout for the HTTP read timeout.
 _TIMEOUT_MARGIN = 30.0
+
+
+#: The connection broke before a reply came (the request may or may not have run): safe to send again with the
+#: same `X-Request-ID`, which the rocklet answers from its replay cache instead of running it twice.
+RETRYABLE_ERRORS: tuple[type[Exception], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.RemoteProtocolError,
+)
+#: Statuses only a proxy in between answers (the rocklet itself never does): retried like a lost connection.
+RETRYABLE_STATUSES = frozenset({502, 503, 504})
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def backoff_delay(attempt: int, base: float, cap: float = 2.0) -> float:
+    """Seconds before retry `attempt` (0-based): exponential from `base`, with jitter, at most `cap`."""
+    return min(cap, base * (2**attempt)) * (0.5 + random.random() / 2)
 
 
 _SSL_CONTEXT: ssl.SSLContext | None = None
@@ -170,6 +196,11 @@ class RockletClient:
 
     `timeout` bounds each HTTP call (None: no bound, which suits long commands); calls that carry their own
     timeout (a `BashAction`, a `Command`) wait that long plus a margin.
+
+    Every call carries an `X-Request-ID`; when the connection is lost before the reply (or a proxy answers
+    502/503/504), the call is sent again with the same id up to `retries` times, `retry_backoff` s apart at
+    first and doubling: the rocklet answers a repeat from its replay cache, so nothing runs twice.
+    Uploads are not retried (their body is a stream).
     """
 
     def __init__(
@@ -182,6 +213,8 @@ class RockletClient:
         connect_timeout: float = 10.0,
         max_connections: int = 256,
         headers: dict[str, str] | None = None,
+        retries: int = 3,
+        retry_backoff: float = 0.1,
     ) -> None:
         if (url is None) == (uds is None):
             raise ValueError("give exactly one of url= or uds=")
@@ -194,6 +227,8 @@ class RockletClient:
             all_headers["X-API-Key"] = auth_token
         self.base_url = url or "http://rocklet"
         self.uds = uds
+        self.retries = max(0, retries)
+        self.retry_backoff = retry_backoff
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             transport=transport,
@@ -227,12 +262,30 @@ class RockletClient:
         timeout: Any = httpx.USE_CLIENT_DEFAULT,
         **kwargs: Any,
     ) -> M:
+        headers = {"X-Request-ID": new_request_id()}
         if body is not None:
             kwargs["content"] = body.model_dump_json()
-            kwargs["headers"] = {"content-type": "application/json"}
-        response = await self._http.request(method, path, timeout=timeout, **kwargs)
+            headers["content-type"] = "application/json"
+        kwargs["headers"] = headers
+        retries = 0 if "files" in kwargs else self.retries
+        response = await self._send(method, path, retries, timeout=timeout, **kwargs)
         raise_for_response(response)
         return out.model_validate_json(response.content)
+
+    async def _send(self, method: str, path: str, retries: int, **kwargs: Any) -> httpx.Response:
+        """One logical request: the same bytes and `X-Request-ID` on every attempt."""
+        for attempt in range(retries + 1):
+            last = attempt == retries
+            try:
+                response = await self._http.request(method, path, **kwargs)
+            except RETRYABLE_ERRORS:
+                if last:
+                    raise
+            else:
+                if last or response.status_code not in RETRYABLE_STATUSES:
+                    return response
+            await asyncio.sleep(backoff_delay(attempt, self.retry_backoff))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def post_raw(self, path: str, content: bytes, *, timeout: Any = httpx.USE_CLIENT_DEFAULT) -> bytes:
         """POST a JSON body as bytes and return the reply's bytes, unparsed (for proxies such as the admin);

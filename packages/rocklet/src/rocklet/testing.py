@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -128,3 +129,73 @@ def error_of(response: httpx.Response) -> dict[str, object]:
     body = response.json()
     assert body["rockletexception"] == body["swerexception"]
     return body["rockletexception"]
+
+
+class DroppingProxy:
+    """A TCP proxy in front of `target` that, once `arm(n)` is called, cuts the connection of the next `n`
+    responses after the server has answered (the request ran) and before the client sees a byte: a
+    connection lost mid-request, as a flaky network or a restarting proxy makes one."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self._lock = threading.Lock()
+        self._armed = 0
+        self.dropped = 0
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+        self._sockets: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def arm(self, n: int = 1) -> None:
+        with self._lock:
+            self._armed = n
+
+    def _take_drop(self) -> bool:
+        with self._lock:
+            if self._armed > 0:
+                self._armed -= 1
+                self.dropped += 1
+                return True
+            return False
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self._sockets += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, responses: bool) -> None:
+        try:
+            while chunk := src.recv(1 << 16):
+                if responses and self._take_drop():
+                    break
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def close(self) -> None:
+        self._server.close()
+        for s in self._sockets:
+            with contextlib.suppress(OSError):
+                s.close()
+
+
+@contextlib.contextmanager
+def dropping_proxy(url: str) -> Iterator[DroppingProxy]:
+    """A `DroppingProxy` in front of the HTTP server at `url` (`http://host:port`) while the block runs."""
+    host, _, port = url.removeprefix("http://").partition(":")
+    proxy = DroppingProxy((host, int(port)))
+    try:
+        yield proxy
+    finally:
+        proxy.close()

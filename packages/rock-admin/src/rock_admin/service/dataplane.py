@@ -51,6 +51,8 @@ class Sandbox:
         self.raw: RawPool | None = None  # made on first use (the hot path)
         self.ready = asyncio.Event()
         self.stopping = False
+        #: Inside `runtime.start`: the launch must not be cancelled (what it made would have no handle).
+        self.launching = False
         self.task: asyncio.Task[None] | None = None
 
     @property

@@ -95,9 +95,9 @@ class SandboxService(DataPlane):
                 if sb.state in LIVE_STATES:
                     with contextlib.suppress(Exception):
                         await self.stop(sb.id, "admin shut down (stop_on_exit)")
-        for sb in self.sandboxes.values():
-            if sb.task and not sb.task.done():
-                sb.task.cancel()
+        for sb in list(self.sandboxes.values()):
+            # What a launch in flight made gets its handle recorded; only a pending one is cut short.
+            await self._settle_launch(sb, cancel=sb.state == "pending")
             await sb.close_clients()
         if self.config.stop_on_exit:
             stop_zygote = getattr(self.runtime, "stop_zygote", None)
@@ -284,6 +284,7 @@ class SandboxService(DataPlane):
             env=rec.get("env") or {},
             pull=rec.get("pull", "missing"),
         )
+        sb.launching = True
         try:
             handle = await self.runtime.start(spec)
         except (SandboxStartError, OSError) as exc:
@@ -297,6 +298,8 @@ class SandboxService(DataPlane):
             log.exception("start of %s failed", sb.id)
             self._fail(sb, f"sandbox setup failed: {type(exc).__name__}: {exc}")
             return
+        finally:
+            sb.launching = False
         rec["handle"] = handle.to_dict()
         rec["host_name"] = sb.id[:63]
         self._save(sb)
@@ -367,16 +370,30 @@ class SandboxService(DataPlane):
 
     # ------------------------------------------------------------------ stop / delete / restart
 
+    async def _settle_launch(self, sb: Sandbox, cancel: bool = False) -> None:
+        """Wait for the sandbox's launch task to end. Inside `runtime.start` it is never cancelled: what the
+        runtime already made (processes, cgroups) would have no handle to end them, and `_launch` stops them
+        itself once it sees the sandbox is no longer pending. With `cancel`, a launch waiting for the rocklet
+        is cut short (the caller stops the sandbox); a launch that failed is left to release its limits."""
+        task = sb.task
+        if task is None or task.done() or task is asyncio.current_task():
+            return
+        if cancel and not sb.launching:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.shield(task)
+
     async def stop(self, sandbox_id: str, reason: str = "stopped by request") -> Sandbox:
+        """End the sandbox whatever state it is in; returns once its processes and limits are gone."""
         sb = self.get(sandbox_id)
         if sb.state not in LIVE_STATES:
-            return sb  # idempotent
+            await self._settle_launch(sb)  # a stop racing another stop returns when the first is done
+            return sb
         sb.stopping = True
         try:
             self._transition(sb, "stop", reason)
+            await self._settle_launch(sb, cancel=True)
             handle = sb.handle
-            if sb.task and not sb.task.done() and handle is None:
-                sb.task.cancel()
             if handle is not None:
                 await self.runtime.stop(handle)
             await sb.close_clients()
@@ -394,6 +411,9 @@ class SandboxService(DataPlane):
             return sb
         if sb.state in LIVE_STATES:
             await self.stop(sandbox_id, "stopped for deletion")
+        await self._settle_launch(sb)
+        if sb.state == "deleted":  # a concurrent delete finished first
+            return sb
         handle = sb.handle
         if handle is not None:
             await asyncio.to_thread(self.runtime.remove, handle)

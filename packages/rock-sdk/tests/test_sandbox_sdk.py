@@ -124,3 +124,29 @@ def test_sandbox_group(base_url: str) -> None:
         await group.stop()
 
     asyncio.run(main())
+
+
+def test_retry_through_the_admin_runs_the_command_once(base_url: str) -> None:
+    """A proxy in front of the admin cuts the connection after the command ran: the SDK sends the call again
+    with the same X-Request-ID, the admin passes it on, and the rocklet answers from its replay cache."""
+    from rocklet.testing import dropping_proxy
+
+    async def main() -> None:
+        with dropping_proxy(base_url) as proxy:
+            sb = Sandbox(SandboxConfig(base_url=proxy.url, memory="512m", cpus=1))
+            await sb.start()
+            try:
+                await sb.create_session(CreateBashSessionRequest(session="r"))
+                proxy.arm(1)
+                obs = await sb.arun("echo ran >> /tmp/count; echo done", session="r")
+                assert obs.output.strip() == "done" and proxy.dropped == 1
+                from rock.actions import Command
+
+                proxy.arm(1)
+                res = await sb.execute(Command(command="echo ran >> /tmp/count", shell=True))
+                assert res.exit_code == 0 and proxy.dropped == 2
+                assert (await sb.arun("cat /tmp/count", session="r")).output == "ran\nran\n"
+            finally:
+                await sb.close()
+
+    asyncio.run(main())

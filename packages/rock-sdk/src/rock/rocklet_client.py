@@ -25,6 +25,7 @@ import tarfile
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -96,8 +97,13 @@ RETRYABLE_ERRORS: tuple[type[Exception], ...] = (
 RETRYABLE_STATUSES = frozenset({502, 503, 504})
 
 
+#: The `X-Request-ID` of the request a proxy (the admin) is serving: its calls to the rocklet carry the client's
+#: id, so a client's retry through the proxy is answered from the rocklet's replay cache too.
+FORWARDED_REQUEST_ID: ContextVar[str | None] = ContextVar("forwarded_request_id", default=None)
+
+
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    return FORWARDED_REQUEST_ID.get() or uuid.uuid4().hex
 
 
 def backoff_delay(attempt: int, base: float, cap: float = 2.0) -> float:

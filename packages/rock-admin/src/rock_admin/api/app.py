@@ -17,6 +17,7 @@ from litestar.openapi import OpenAPIConfig
 from rock_admin import __version__
 from rock_admin.api.gem import PREFIX as GEM_PREFIX
 from rock_admin.api.gem import gem_router
+from rock_admin.api.request_id import RequestIdScope
 from rock_admin.api.sandbox import PREFIX as SANDBOX_PREFIX
 from rock_admin.api.sandbox import hello, sandbox_router
 from rock_admin.config import AdminConfig
@@ -206,7 +207,7 @@ def _create_read_app(config: AdminConfig, store: SandboxStore) -> Any:
     app.state.gem = GemService(plane)
     app.state.config = config
     forwarder = WriteForwarder(app, config.write_url)
-    return Middleware(forwarder, config.api_keys, plane.metrics)
+    return Middleware(RequestIdScope(forwarder), config.api_keys, plane.metrics)
 
 
 #: Sandbox states whose runtime resources are kept (a stopped sandbox restarts with its files).
@@ -263,4 +264,4 @@ def create_app(config: AdminConfig | None = None) -> Any:
     app.state.gem = gem
     app.state.config = config
     app.state.images = images
-    return Middleware(app, config.api_keys, service.metrics)
+    return Middleware(RequestIdScope(app), config.api_keys, service.metrics)

@@ -12,7 +12,7 @@ import contextlib
 
 import httpx
 
-from rock.rocklet_client import raise_for_response
+from rock.rocklet_client import FORWARDED_REQUEST_ID, raise_for_response
 from rock_admin.runtimes.base import Endpoint
 
 
@@ -62,12 +62,14 @@ class RawPool:
         self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], method: bytes, path: str, body: bytes
     ) -> tuple[int, bytes]:
         reader, writer = conn
+        request_id = FORWARDED_REQUEST_ID.get()
         writer.write(
             method
             + b" "
             + path.encode()
             + b" HTTP/1.1\r\nHost: rocklet\r\nContent-Type: application/json\r\n"
             + self._auth
+            + (b"X-Request-ID: " + request_id.encode() + b"\r\n" if request_id else b"")
             + b"Content-Length: "
             + str(len(body)).encode()
             + b"\r\n\r\n"

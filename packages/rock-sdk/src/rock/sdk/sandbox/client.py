@@ -59,7 +59,14 @@ from rock.actions import (
     WriteFileRequest,
     WriteFileResponse,
 )
-from rock.rocklet_client import rebuild_exception, shared_ssl_context
+from rock.rocklet_client import (
+    RETRYABLE_ERRORS,
+    RETRYABLE_STATUSES,
+    backoff_delay,
+    new_request_id,
+    rebuild_exception,
+    shared_ssl_context,
+)
 from rock.sdk.sandbox.config import SandboxConfig, SandboxGroupConfig
 
 M = TypeVar("M", bound=BaseModel)
@@ -197,21 +204,38 @@ class Sandbox:
         **kw: Any,
     ) -> Any:
         lifecycle = op in LIFECYCLE_OPS and self._write is not None
-        tries = 1 if lifecycle else len(self._reads)
-        for attempt in range(tries):
+        nodes = 1 if lifecycle else len(self._reads)
+        # A file body is a stream that cannot be sent twice: only "never connected" errors are retried for it.
+        retries = 0 if "files" in kw else self.config.request_retries
+        headers = {"X-Request-ID": new_request_id()}
+        attempt = 0
+        while True:
             base = self._base(op)
             try:
                 response = await self.http.request(
-                    method, f"{base}/{op}", json=json, params=params, timeout=timeout, **kw
+                    method, f"{base}/{op}", json=json, params=params, timeout=timeout, headers=headers, **kw
                 )
-                break
             except httpx.ConnectError as exc:  # never sent: safe to send to the next read node
-                if attempt + 1 < tries:
-                    self._read = (self._read + 1) % len(self._reads)
+                if attempt + 1 < max(nodes, retries + 1):
+                    if nodes > 1:
+                        self._read = (self._read + 1) % len(self._reads)
+                    await self._backoff(attempt, rotated=nodes > 1)
+                    attempt += 1
+                    continue
+                raise self._unreachable(op, base, exc) from exc
+            except RETRYABLE_ERRORS as exc:  # lost mid-request: the same id again, answered from the replay
+                if attempt < retries:
+                    await self._backoff(attempt)
+                    attempt += 1
                     continue
                 raise self._unreachable(op, base, exc) from exc
             except httpx.HTTPError as exc:
                 raise self._unreachable(op, base, exc) from exc
+            if response.status_code in RETRYABLE_STATUSES and attempt < retries:
+                await self._backoff(attempt)
+                attempt += 1
+                continue
+            break
         try:
             body = response.json()
         except ValueError:
@@ -224,6 +248,10 @@ class Sandbox:
                 body = {"message": f"HTTP {response.status_code}: {body}"}
             self._raise(op, body)
         return body.get("result")
+
+    async def _backoff(self, attempt: int, rotated: bool = False) -> None:
+        if not (rotated and attempt == 0):  # the first try on another node goes at once
+            await asyncio.sleep(backoff_delay(attempt, self.config.retry_backoff))
 
     def _unreachable(self, op: str, base: str, exc: Exception) -> SandboxError:
         return SandboxError(

@@ -28,6 +28,11 @@ class BaseConfig(BaseModel):
     #: Addition: read nodes for data-plane calls (commands, sessions, files, status); default `base_url`.
     #: Each sandbox starts at a random one and moves to the next when one cannot be reached.
     read_urls: list[str] = Field(default_factory=list)
+    #: Addition: a call whose connection is lost before the reply (or that a proxy answers 502/503/504) is sent
+    #: again with the same `X-Request-ID` this many times, `retry_backoff` s apart at first and doubling; the
+    #: rocklet answers a repeat from its replay cache, so a command never runs twice.
+    request_retries: int = Field(default=3, ge=0)
+    retry_backoff: float = Field(default=0.1, ge=0)
 
     @model_validator(mode="after")
     def _check_urls(self) -> BaseConfig:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import threading
 from pathlib import Path
 from typing import ClassVar
 
@@ -107,8 +107,15 @@ class BrokenEnv:
 
 
 class SlowEnv(BrokenEnv):
+    """A step that ends only when the test says so (or after a minute): a manager that waited would hang."""
+
+    def __init__(self):
+        self.release = threading.Event()
+        self.finished = False
+
     def step(self, action):
-        time.sleep(2)
+        self.release.wait(60)
+        self.finished = True
         return "", 0.0, True, False, {}
 
 
@@ -116,11 +123,12 @@ def test_env_failures_and_timeouts_are_reported_not_hung(tok):
     policy = FakePolicy(tok, "a")
     mgr = TrajEnvManager(ChatFormatter(tok), 512, policy, 4, env_timeout_s=0.3)
     broken = EnvSlot(0, 0, "X", _custom(), env=BrokenEnv())
-    slow = EnvSlot(1, 1, "X", _custom(), env=SlowEnv())
-    t0 = time.monotonic()
+    slow_env = SlowEnv()
+    slow = EnvSlot(1, 1, "X", _custom(), env=slow_env)
     res = mgr.run_episodes([broken, slow], [0, 0], [("a", "a_0", 0), ("b", "b_1", 0)])
+    assert not slow_env.finished  # the episode was given up at its deadline, not waited for
+    slow_env.release.set()
     mgr.close()
-    assert time.monotonic() - t0 < 2
     assert isinstance(res[0], EnvFailure) and "crashed" in str(res[0])
     assert isinstance(res[1], EnvFailure) and "timed out" in str(res[1])
 

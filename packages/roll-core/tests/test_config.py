@@ -16,13 +16,17 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 REF = EXAMPLES / "qwen2.5-0.5B-agentic"
 TINY = EXAMPLES / "tiny-cpu"
+#: The team's shared reference, at `../shared` relative to the repository root.
+SHARED = Path(__file__).resolve().parents[3].parent / "shared"
 
 
 def test_reference_config_is_shipped_unchanged():
     shipped = (REF / "agentic_val_sokoban.yaml").read_text()
-    upstream = Path("/work/shared/reference/configs/agentic_val_sokoban.yaml")
-    if upstream.is_file():
-        assert shipped == upstream.read_text()
+    upstream = SHARED / "reference" / "configs" / "agentic_val_sokoban.yaml"
+    if not SHARED.is_dir():
+        pytest.skip(f"the team's shared folder ({SHARED}, next to the repository) is not on this machine")
+    assert upstream.is_file(), f"{upstream} is missing from the shared reference"
+    assert shipped == upstream.read_text()
 
 
 def test_reference_config_composes_and_resolves():

@@ -41,6 +41,7 @@ from rocklet import __version__, commands, files
 from rocklet.auth import ApiKeyMiddleware
 from rocklet.config import RockletConfig
 from rocklet.errors import handle_exception
+from rocklet.portforward import serve as serve_portforward
 from rocklet.replay import replay_middleware
 from rocklet.runtime import Runtime
 
@@ -241,9 +242,8 @@ def create_app(config: RockletConfig | None = None) -> Any:
 
     @websocket("/portforward")
     async def portforward(socket: WebSocket[Any, Any, Any]) -> None:
-        """ROCK's TCP port forwarding over WebSocket is not implemented: refuse explicitly."""
-        await socket.accept()
-        await socket.close(code=1011, reason="rocklet: /portforward is not implemented in this rocklet")
+        """ROCK's TCP port forwarding: `?port=N` on 127.0.0.1, relayed as binary frames."""
+        await serve_portforward(socket)
 
     async def on_shutdown() -> None:
         with contextlib.suppress(Exception):

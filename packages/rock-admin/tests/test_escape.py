@@ -2,17 +2,71 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
+import os
 import platform
 import signal
 import subprocess
 import sys
 import textwrap
+import time
+from pathlib import Path
 
+import httpx
 import pytest
 
 from rock_admin.runtimes import seccomp
+from rock_admin.testing import ok, run, start_sandbox
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the process runtime's namespaces need root")
+
+
+@pytest.fixture
+def sandbox(http: httpx.Client):
+    sid = start_sandbox(http)
+    ok(http.post("/create_session", json={"sandbox_id": sid, "session": "s"}))
+    yield sid
+    http.post("/stop", json={"sandbox_id": sid})
+    http.post("/delete", json={"sandbox_id": sid})
+
+
+def _wait_failed(http: httpx.Client, sid: str, timeout: float = 20) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = http.get("/get_status", params={"sandbox_id": sid}).json()["result"]
+        if status.get("state") == "failed":
+            return status
+        assert time.monotonic() < deadline, status
+        time.sleep(0.05)
+
+
+# --- the admin never follows a path the sandbox controls ---
+
+
+@needs_root
+def test_exit_reason_does_not_follow_symlinks_planted_in_the_run_dir(
+    http: httpx.Client, sandbox: str, tmp_path: Path
+) -> None:
+    """The sandbox swaps its log and exit.json for links to host files, then kills its rocklet: the admin's
+    failure reason must show neither file (it used to show the log link's tail)."""
+    secret_log = tmp_path / "other-sandbox-secret.log"
+    secret_log.write_text("SECRET-LOG-7f3a\n")
+    secret_json = tmp_path / "other-sandbox-state.json"
+    secret_json.write_text(json.dumps({"reason": "SECRET-JSON-9c1d"}))
+    attack = f"ln -sf {secret_log} /run/rocklet/rocklet.log && ln -sf {secret_json} /run/rocklet/exit.json"
+    assert run(http, sandbox, attack + " && readlink /run/rocklet/rocklet.log")["output"].strip() == str(
+        secret_log
+    )
+    with contextlib.suppress(httpx.HTTPError):  # the rocklet dies under this request (the session's parent)
+        body = {"sandbox_id": sandbox, "session": "s", "command": "kill -9 $PPID", "timeout": 10}
+        http.post("/run_in_session", json=body)
+    status = _wait_failed(http, sandbox)
+    reason = status["failure_reason"]
+    assert "SECRET" not in reason, reason
+    assert "rocklet killed by SIGKILL" in reason, reason  # the sandbox's own exit.json, written anew
+
 
 # --- seccomp ---
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -338,15 +340,43 @@ class ProcessRuntime(Runtime):
         parts = []
         if Cgroups.oom_killed(handle.cgroups):
             parts.append("out of memory: the sandbox hit its memory limit and the kernel killed a process")
+        run_dir = Path(handle.sandbox_dir) / "run"
         try:
-            data = json.loads((Path(handle.sandbox_dir) / "run" / "exit.json").read_text())
-            parts.append(str(data.get("reason", "rocklet exited")))
-        except (OSError, ValueError):
+            data = json.loads(read_sandbox_file(run_dir, "exit.json", EXIT_JSON_MAX, tail=False))
+            parts.append(str(data.get("reason", "rocklet exited"))[:200])
+        except (OSError, ValueError, AttributeError):
             parts.append("the sandbox's init process was killed")
         tail = ""
         with contextlib.suppress(OSError):
             tail = (
-                (Path(handle.sandbox_dir) / "run" / "rocklet.log").read_text(errors="replace")[-500:].strip()
+                read_sandbox_file(run_dir, "rocklet.log", LOG_TAIL_MAX)
+                .decode(errors="replace")[-500:]
+                .strip()
             )
         reason = "; ".join(parts)
         return f"{reason} (last log: {tail})" if tail else reason
+
+
+#: At most this much of a sandbox's exit.json and rocklet.log is read (they are the sandbox's to write).
+EXIT_JSON_MAX = 4096
+LOG_TAIL_MAX = 4096
+
+
+def read_sandbox_file(directory: Path, name: str, limit: int, tail: bool = True) -> bytes:
+    """At most `limit` bytes (the last ones with `tail`) of the regular file `name` in a directory the sandbox
+    writes to, never following a link there: the sandbox may have swapped the file for a link to a host file."""
+    dir_fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        # O_NONBLOCK: a FIFO planted there must not hang the admin (a regular file ignores the flag).
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, f"{name} is not a regular file")
+        if not tail and st.st_size > limit:
+            raise OSError(errno.EFBIG, f"{name} is over {limit} bytes")
+        return os.pread(fd, limit, max(0, st.st_size - limit) if tail else 0)
+    finally:
+        os.close(fd)

@@ -27,6 +27,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import sys
 import traceback
 from typing import Any
@@ -175,6 +176,23 @@ def _run_rocklet(spec: dict[str, Any], run_dir: str, listen_fd: int) -> None:
     os._exit(0)
 
 
+def _create_own(path: str, append: bool = False) -> int:
+    """A file at `path` in a dir the sandbox writes to (with `append`, the regular file already there, else a
+    new one), never through a link the sandbox left there: B has every capability, and a link could point it
+    at /proc/sysrq-trigger."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    if append:
+        with contextlib.suppress(OSError):
+            fd = os.open(path, flags | os.O_APPEND | os.O_NONBLOCK, 0o644)  # NONBLOCK: a FIFO must not hang B
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                os.set_blocking(fd, True)
+                return fd
+            os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    return os.open(path, flags | os.O_EXCL | (os.O_APPEND if append else 0), 0o644)
+
+
 def _init(spec: dict[str, Any], report_fd: int) -> None:
     """B: set up the root, start C, reap until C exits; write C's end to `exit.json` (never returns)."""
     run_dir = RUN_DIR if spec["isolate"] else spec["run_dir"]
@@ -196,7 +214,7 @@ def _init(spec: dict[str, Any], report_fd: int) -> None:
             socket.sethostname(spec["hostname"])
             linux.loopback_up()
             _build_root(spec)
-        log_fd = os.open(f"{run_dir}/rocklet.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        log_fd = _create_own(f"{run_dir}/rocklet.log", append=True)
         devnull = os.open("/dev/null", os.O_RDONLY)
         os.dup2(devnull, 0)
         os.dup2(log_fd, 1)
@@ -249,8 +267,9 @@ def _init(spec: dict[str, Any], report_fd: int) -> None:
             else:
                 end["exit_code"] = os.WEXITSTATUS(status)
                 end["reason"] = f"rocklet exited with code {os.WEXITSTATUS(status)}"
-            with contextlib.suppress(OSError), open(f"{run_dir}/exit.json", "w") as f:
-                json.dump(end, f)
+            with contextlib.suppress(OSError):
+                fd = _create_own(f"{run_dir}/exit.json")
+                _write_json(fd, end)
             os._exit(end.get("exit_code", 128 + end.get("signal", 0)))
 
 

@@ -17,6 +17,7 @@ from litestar.openapi import OpenAPIConfig
 from rock_admin import __version__
 from rock_admin.api.gem import PREFIX as GEM_PREFIX
 from rock_admin.api.gem import gem_router
+from rock_admin.api.portforward import refuse_handshake
 from rock_admin.api.request_id import RequestIdScope
 from rock_admin.api.sandbox import PREFIX as SANDBOX_PREFIX
 from rock_admin.api.sandbox import hello, sandbox_router
@@ -77,6 +78,9 @@ def _op(path: str) -> str:
     return {"/": "hello", "/metrics": "metrics"}.get(path, "other")
 
 
+_UNAUTHORIZED = b'{"status":"Failed","message":"invalid or missing API key (X-API-Key or Authorization: Bearer)","error":"unauthorized","result":null}'
+
+
 class Middleware:
     """API keys (when configured) and per-operation request counts/latencies, as a plain ASGI wrapper."""
 
@@ -98,10 +102,13 @@ class Middleware:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "websocket" and self.keys and not self._allowed(scope["headers"]):
+                await refuse_handshake(scope, receive, send, 401, _UNAUTHORIZED)  # port forwarding: same keys
+                return
             await self.app(scope, receive, send)
             return
         if self.keys and not self._allowed(scope["headers"]):
-            body = b'{"status":"Failed","message":"invalid or missing API key (X-API-Key or Authorization: Bearer)","error":"unauthorized","result":null}'
+            body = _UNAUTHORIZED
             await send(
                 {
                     "type": "http.response.start",

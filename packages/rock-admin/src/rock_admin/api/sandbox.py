@@ -44,6 +44,7 @@ from rock_admin.api.envelope import (
     raw_body_operation,
     success,
 )
+from rock_admin.api.portforward import portforward
 from rock_admin.service.dataplane import DataPlane
 from rock_admin.service.lifecycle import SandboxError, SandboxService
 
@@ -494,6 +495,7 @@ sandbox_router = Router(
         wait_process,
         kill_process,
         remove_process,
+        portforward,
     ],
 )
 

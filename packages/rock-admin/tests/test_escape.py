@@ -68,7 +68,86 @@ def test_exit_reason_does_not_follow_symlinks_planted_in_the_run_dir(
     assert "rocklet killed by SIGKILL" in reason, reason  # the sandbox's own exit.json, written anew
 
 
-# --- seccomp ---
+# --- seccomp, applied to every sandbox ---
+
+
+@pytest.fixture
+def two(http: httpx.Client):
+    a, b = start_sandbox(http), start_sandbox(http)
+    for sid in (a, b):
+        ok(http.post("/create_session", json={"sandbox_id": sid, "session": "s"}))
+    yield a, b
+    for sid in (a, b):
+        http.post("/stop", json={"sandbox_id": sid})
+        http.post("/delete", json={"sandbox_id": sid})
+
+
+def _in_sandbox_python(http: httpx.Client, sid: str, script: str, *args: str) -> dict:
+    """Run `script` with the sandbox's python3; it prints one JSON object."""
+    ok(http.post("/write_file", json={"sandbox_id": sid, "path": "/tmp/probe.py", "content": script}))
+    result = run(http, sid, "python3 /tmp/probe.py " + " ".join(args), timeout=60)
+    assert result["exit_code"] == 0, result
+    return json.loads(result["output"].strip().splitlines()[-1])
+
+
+_KEYRING_PROBE = textwrap.dedent(
+    """
+    import ctypes, errno, json, sys
+    ADD_KEY, REQUEST_KEY = {add_key}, {request_key}
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def call(nr, *args):
+        ctypes.set_errno(0)
+        result = libc.syscall(ctypes.c_long(nr), *args)
+        return errno.errorcode.get(ctypes.get_errno(), "?") if result < 0 else "OK"
+
+    desc = sys.argv[2].encode()
+    if sys.argv[1] == "add":  # into the user keyring (KEY_SPEC_USER_KEYRING): shared by every root process
+        print(json.dumps({{"add_key": call(ADD_KEY, b"user", desc, b"SECRET", ctypes.c_size_t(6), ctypes.c_int(-4))}}))
+    else:
+        print(json.dumps({{"request_key": call(REQUEST_KEY, b"user", desc, None, ctypes.c_int(0))}}))
+    """
+)
+
+
+@needs_root
+@pytest.mark.skipif(platform.machine() not in seccomp.ARCHES, reason="no syscall table for this architecture")
+def test_kernel_keyring_is_closed_to_sandboxes(http: httpx.Client, two) -> None:
+    """A key added in sandbox A was readable in B and on the host (keys are not namespaced)."""
+    a, b = two
+    nrs = seccomp.ARCHES[platform.machine()].syscalls
+    probe = _KEYRING_PROBE.format(add_key=nrs["add_key"], request_key=nrs["request_key"])
+    desc = f"rock-escape-{a[:8]}"
+    assert _in_sandbox_python(http, a, probe, "add", desc) == {"add_key": "EPERM"}
+    assert _in_sandbox_python(http, b, probe, "get", desc) == {"request_key": "EPERM"}
+    with contextlib.suppress(OSError):  # no /proc/keys: the kernel has no keyring at all
+        assert desc not in Path("/proc/keys").read_text()
+
+
+@needs_root
+def test_syscall_filter_in_a_sandbox_and_workloads_still_run(http: httpx.Client, sandbox: str) -> None:
+    status = run(http, sandbox, "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status")["output"].split()
+    assert status == ["NoNewPrivs:", "1", "Seccomp:", "2"], status
+    for attack in ("unshare -U true", "unshare -m true", "unshare -n true", "mount -t tmpfs x /tmp"):
+        assert run(http, sandbox, attack + " 2>&1")["exit_code"] != 0, attack
+    workload = textwrap.dedent(
+        """
+        set -e
+        cd $HOME && mkdir -p proj/pkg && echo 'print(6 * 7)' > proj/pkg/main.py
+        tar czf proj.tgz proj && rm -rf proj && tar xzf proj.tgz && cp -r proj proj2 && mv proj2 proj3
+        ln -s proj3/pkg link && chmod 600 link/main.py && python3 link/main.py
+        python3 -c 'import threading, subprocess, sqlite3, concurrent.futures as cf
+        with cf.ThreadPoolExecutor(4) as ex: print(sum(ex.map(lambda x: x, range(5))))
+        print(subprocess.run(["bash", "-c", "echo sub | tr a-z A-Z"], capture_output=True, text=True).stdout.strip())
+        print(sqlite3.connect(":memory:").execute("select 1+1").fetchone()[0])'
+        (sleep 0.01 &) ; wait ; echo done | cat
+        """
+    )
+    result = run(http, sandbox, workload, timeout=60)
+    assert result["exit_code"] == 0 and result["output"].split() == ["42", "10", "SUB", "2", "done"], result
+
+
+# --- seccomp, the filter itself ---
 
 
 def _run_bpf(program: list[seccomp.Instruction], nr: int, arch: int, arg0: int = 0) -> int:

@@ -33,9 +33,11 @@ gaining privileges); it raises OSError when the kernel refuses, so a sandbox is 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
+import functools
 import os
 import platform
 from dataclasses import dataclass
@@ -141,6 +143,7 @@ ARCHES = {
 Instruction = tuple[int, int, int, int]
 
 
+@functools.cache
 def build_filter(machine: str) -> list[Instruction]:
     """The filter's BPF program for `machine` (`platform.machine()`'s name: x86_64, aarch64)."""
     if machine not in ARCHES:
@@ -220,11 +223,24 @@ SECCOMP_SET_MODE_FILTER = 1
 SECCOMP_FILTER_FLAG_TSYNC = 1
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """The process's libc, loaded once (find_library runs ldconfig: too slow for every sandbox start)."""
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def preload() -> None:
+    """Build this machine's program and load libc now: a process that forks sandboxes does it once for all."""
+    with contextlib.suppress(OSError):
+        build_filter(platform.machine())
+    _libc()
+
+
 def install_sandbox_filter() -> None:
     """Set no_new_privs and put the filter on every thread of this process (and so on all it starts)."""
     machine = platform.machine()
     program = build_filter(machine)
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc = _libc()
     if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"prctl(PR_SET_NO_NEW_PRIVS): {os.strerror(err)}")

@@ -5,7 +5,8 @@ milliseconds and cost a few MiB. Per request (one JSON line on the control socke
 
     zygote: unshare(pid) (for its next child only), fork B, setns back to its own pid namespace
       B: pid 1 of the new pid namespace: joins the cgroups, unshare(mount, net, uts, ipc), builds the
-         read-only root with private writable dirs, pivots into it, forks C, reports (its host pid, on the
+         read-only root with private writable dirs, pivots into it, installs the syscall filter (no_new_privs,
+         seccomp.py: for B and all it starts), forks C, reports (its host pid, on the
          request's connection), then reaps orphans until C exits (the namespace dies with B)
       C: the rocklet (capabilities dropped), serving on a Unix socket in its private run dir
 
@@ -35,7 +36,7 @@ from typing import Any
 import uvicorn
 
 import rocklet.app
-from rock_admin.runtimes import linux
+from rock_admin.runtimes import linux, seccomp
 
 #: Preloaded once, before any fork, so no sandbox imports them again.
 PRELOAD = (
@@ -88,6 +89,12 @@ def _mkdir(path: str) -> None:
         os.makedirs(path, exist_ok=True)
 
 
+def _bind(source: str, target: str, flags: int) -> None:
+    """Bind `source` at `target` with mount `flags` (MS_NOSUID...): a bind takes them only on a remount."""
+    linux.mount(source, target, None, linux.MS_BIND)
+    linux.mount(None, target, None, linux.MS_BIND | linux.MS_REMOUNT | flags)
+
+
 def _build_root(spec: dict[str, Any]) -> None:
     """In B (new mount namespace): bind the image read-only at `root_dir` with private dirs, pivot into it."""
     root = spec["root_dir"]
@@ -128,7 +135,7 @@ def _build_root(spec: dict[str, Any]) -> None:
     linux.mount(root + "/proc/sys", root + "/proc/sys", None, linux.MS_BIND)
     linux.mount(None, root + "/proc/sys", None, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY)
     for host_dir, inside in spec["writable"].items():
-        linux.mount(host_dir, root + inside, None, linux.MS_BIND)
+        _bind(host_dir, root + inside, linux.MS_NOSUID | linux.MS_NODEV)
     os.chdir(root)
     linux.pivot_root(".", ".")
     linux.umount2(".", linux.MNT_DETACH)
@@ -230,6 +237,9 @@ def _init(spec: dict[str, Any], report_fd: int) -> None:
         os.chmod(sock_path, 0o600)
         listener.listen(2048)
         listener.set_inheritable(True)
+        # Last, once the namespaces and mounts are built: B and all it starts (the rocklet, sandbox code) run
+        # with no_new_privs and the syscall filter for good; a kernel that refuses it fails the start.
+        seccomp.install_sandbox_filter()
     except BaseException as exc:
         with contextlib.suppress(BaseException):
             _write_json(
@@ -283,6 +293,7 @@ def _fork_sandbox(server: socket.socket, conn: socket.socket, spec: dict[str, An
     """In the zygote: fork B straight into a new pid namespace (B reports on `conn` itself)."""
     global _OWN_PID_NS
     isolate = bool(spec.get("isolate"))
+    seccomp.preload()  # once in the zygote, inherited by every child
     try:
         if isolate:
             if _OWN_PID_NS < 0:

@@ -100,6 +100,7 @@ class ProcessRuntime(Runtime):
         self.state_dir = Path(state_dir)
         self.sandboxes_dir = self.state_dir / "sandboxes"
         self.sandboxes_dir.mkdir(parents=True, exist_ok=True)
+        self.sandboxes_dir.chmod(0o700)  # the sandboxes' files are the admin's alone: no one else gets in
         self.control = str(self.state_dir / "zygote.sock")
         if isolation == "auto":
             isolation = "namespaces" if os.geteuid() == 0 else "none"
@@ -235,6 +236,7 @@ class ProcessRuntime(Runtime):
         )
 
     def _prepare(self, spec: SandboxSpec, dirs: dict[str, Path]) -> Limits:
+        os.makedirs(dirs["root"].parent, mode=0o700, exist_ok=True)
         for d in dirs.values():
             os.makedirs(d, exist_ok=True)
         os.chmod(dirs["tmp"], 0o1777)

@@ -68,6 +68,7 @@ from rock.rocklet_client import (
     shared_ssl_context,
 )
 from rock.sdk.sandbox.config import SandboxConfig, SandboxGroupConfig
+from rock.sdk.sandbox.network import Network
 
 M = TypeVar("M", bound=BaseModel)
 RunMode = Literal["normal", "nohup"]
@@ -109,6 +110,7 @@ class Sandbox:
         self._write = _api(self.config.write_url) if self.config.write_url else None
         self._http: httpx.AsyncClient | None = None
         self.runtime_envs: dict[str, Any] = {}
+        self.network = Network(self)
 
     # ------------------------------------------------------------------ properties
 

@@ -147,6 +147,32 @@ def test_syscall_filter_in_a_sandbox_and_workloads_still_run(http: httpx.Client,
     assert result["exit_code"] == 0 and result["output"].split() == ["42", "10", "SUB", "2", "done"], result
 
 
+# --- a private cgroup namespace ---
+
+
+@needs_root
+def test_cgroup_tree_inside_lists_no_sandbox_ids(http: httpx.Client, two) -> None:
+    """Inside, /proc/self/cgroup and /sys/fs/cgroup listed every sandbox id on the host."""
+    a, b = two
+    status = ok(http.get("/get_status", params={"sandbox_id": a}))
+    if not status["limits_enforced"]:  # type: ignore[index]
+        pytest.skip(f"cgroups not writable here: {status['limits_message']}")  # type: ignore[index]
+    seen = run(http, a, "cat /proc/self/cgroup; find /sys/fs/cgroup -maxdepth 4 2>/dev/null | head -2000")
+    assert "memory:/" in seen["output"] or "0::/" in seen["output"], seen["output"]  # it ran
+    for sid in (a, b):
+        assert sid not in seen["output"], seen["output"]
+    assert "rock-admin" not in seen["output"], seen["output"]
+    # The sandbox's own limits are still readable where programs look for them, and not writable.
+    limit = run(
+        http,
+        a,
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max",
+    )
+    assert limit["output"].strip() == str(512 * 1024 * 1024), limit
+    raise_it = "echo 1073741824 > /sys/fs/cgroup/memory/memory.limit_in_bytes || echo max > /sys/fs/cgroup/memory.max"
+    assert run(http, a, raise_it + " 2>/dev/null")["exit_code"] != 0
+
+
 # --- seccomp, the filter itself ---
 
 

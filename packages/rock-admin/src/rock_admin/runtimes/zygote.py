@@ -200,6 +200,47 @@ def _create_own(path: str, append: bool = False) -> int:
     return os.open(path, flags | os.O_EXCL | (os.O_APPEND if append else 0), 0o644)
 
 
+CGROUP_ROOT = "/sys/fs/cgroup"
+#: v1 controller names (a hierarchy's mount options hold those it was mounted with, e.g. "cpu,cpuacct").
+_V1_CONTROLLERS = {
+    "cpu", "cpuacct", "cpuset", "memory", "pids", "blkio", "devices", "freezer", "net_cls", "net_prio",
+    "perf_event", "hugetlb", "rdma", "misc",
+}  # fmt: skip
+
+
+def _mount_cgroups(joined: bool) -> None:
+    """After the pivot, in B's cgroup namespace: /sys/fs/cgroup made afresh, read-only, holding only the
+    hierarchies of the sandbox's limits, each rooted at the sandbox's own group (the host's tree, bound with
+    the root, lists every sandbox)."""
+    mounts = []  # (mount point, fs type, super options) of the cgroup file systems bound with the root
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            rest = fields[fields.index("-") + 1 :]
+            if fields[4] == CGROUP_ROOT or fields[4].startswith(CGROUP_ROOT + "/"):
+                mounts.append((fields[4], rest[0], rest[2].split(",")))
+    if not mounts:
+        return  # an image root without /sys
+    flags = linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC
+    if joined and any(point == CGROUP_ROOT and fstype == "cgroup2" for point, fstype, _ in mounts):
+        linux.mount("cgroup2", CGROUP_ROOT, "cgroup2", flags | linux.MS_RDONLY)
+        return
+    linux.mount("tmpfs", CGROUP_ROOT, "tmpfs", flags, "size=16k,mode=755")
+    for point, fstype, options in mounts if joined else []:
+        controllers = [o for o in options if o in _V1_CONTROLLERS]
+        if fstype != "cgroup" or not {"memory", "cpu", "pids"} & set(controllers):
+            continue  # a hierarchy the sandbox has no group of its own in: it would show the host's
+        name = os.path.basename(point)
+        os.mkdir(f"{CGROUP_ROOT}/{name}")
+        linux.mount(
+            "cgroup", f"{CGROUP_ROOT}/{name}", "cgroup", flags | linux.MS_RDONLY, ",".join(controllers)
+        )
+        for controller in controllers:  # "cpu" -> "cpu,cpuacct", as hosts that co-mount them have it
+            if controller != name:
+                os.symlink(name, f"{CGROUP_ROOT}/{controller}")
+    linux.mount(None, CGROUP_ROOT, None, linux.MS_REMOUNT | linux.MS_RDONLY | flags)
+
+
 def _init(spec: dict[str, Any], report_fd: int) -> None:
     """B: set up the root, start C, reap until C exits; write C's end to `exit.json` (never returns)."""
     run_dir = RUN_DIR if spec["isolate"] else spec["run_dir"]
@@ -217,10 +258,12 @@ def _init(spec: dict[str, Any], report_fd: int) -> None:
             with open(procs, "w") as f:
                 f.write("0")  # "0": the writing process (B is pid 1 in its own pid namespace)
         if spec["isolate"]:
-            linux.unshare(linux.CLONE_ALL & ~linux.CLONE_NEWPID)  # the pid namespace is B's already
+            # The pid namespace is B's already; the cgroup one is rooted at the groups just joined.
+            linux.unshare((linux.CLONE_ALL & ~linux.CLONE_NEWPID) | linux.CLONE_NEWCGROUP)
             socket.sethostname(spec["hostname"])
             linux.loopback_up()
             _build_root(spec)
+            _mount_cgroups(bool(spec.get("cgroup_procs")))
         log_fd = _create_own(f"{run_dir}/rocklet.log", append=True)
         devnull = os.open("/dev/null", os.O_RDONLY)
         os.dup2(devnull, 0)

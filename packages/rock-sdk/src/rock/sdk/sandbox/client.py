@@ -68,7 +68,9 @@ from rock.rocklet_client import (
     shared_ssl_context,
 )
 from rock.sdk.sandbox.config import SandboxConfig, SandboxGroupConfig
+from rock.sdk.sandbox.fs import LinuxFileSystem
 from rock.sdk.sandbox.network import Network
+from rock.sdk.sandbox.process import Process
 
 M = TypeVar("M", bound=BaseModel)
 RunMode = Literal["normal", "nohup"]
@@ -110,7 +112,9 @@ class Sandbox:
         self._write = _api(self.config.write_url) if self.config.write_url else None
         self._http: httpx.AsyncClient | None = None
         self.runtime_envs: dict[str, Any] = {}
+        self.fs = LinuxFileSystem(self)
         self.network = Network(self)
+        self.process = Process(self)
 
     # ------------------------------------------------------------------ properties
 

@@ -15,16 +15,21 @@ from rock.actions import (
     WaitProcessRequest,
     WriteFileRequest,
 )
+from rock.sdk.sandbox.fs import ChmodRequest, ChownRequest
+from rock.sdk.sandbox.speedup.types import SpeedupType
 
 __all__ = [
     "Action",
     "BashAction",
     "BashInterruptAction",
+    "ChmodRequest",
+    "ChownRequest",
     "CloseBashSessionRequest",
     "Command",
     "CreateBashSessionRequest",
     "KillProcessRequest",
     "ReadFileRequest",
+    "SpeedupType",
     "StartProcessRequest",
     "UploadMode",
     "UploadRequest",

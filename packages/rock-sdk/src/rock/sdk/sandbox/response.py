@@ -16,14 +16,22 @@ from rock.actions import (
     UploadResponse,
     WriteFileResponse,
 )
+from rock.sdk.sandbox.fs import ChmodResponse, ChownResponse, DownloadFileResponse
+from rock.sdk.sandbox.portforward import LocalForward, PortForwardError, PortForwardStream
 
 __all__ = [
     "BashObservation",
+    "ChmodResponse",
+    "ChownResponse",
     "CloseBashSessionResponse",
     "CommandResponse",
     "CreateBashSessionResponse",
+    "DownloadFileResponse",
     "IsAliveResponse",
+    "LocalForward",
     "Observation",
+    "PortForwardError",
+    "PortForwardStream",
     "ProcessInfo",
     "ProcessOutputResponse",
     "ReadFileResponse",

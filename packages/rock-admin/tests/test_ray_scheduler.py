@@ -190,3 +190,39 @@ def test_killed_node_fails_its_sandboxes_others_keep_working(
     fresh = start_sandbox(http, cpus=0.5, memory="256m")
     assert node_of(http, fresh) == a.node_id
     stop_all(http, [on_a, fresh])
+
+
+def test_port_forward_crosses_the_agent_tcp_forwarder(http: httpx.Client, admin: Admin) -> None:
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    sid = start_sandbox(http, cpus=0.5, memory="256m")
+    assert handles(admin)[sid]["url"].startswith("http://")  # dialed over TCP, not the socket
+    ok(http.post("/write_file", json={"sandbox_id": sid, "path": "/tmp/www/hi.txt", "content": "hello"}))
+    ok(
+        http.post(
+            "/processes",
+            json={
+                "sandbox_id": sid,
+                "command": "python3 -m http.server 7002 --bind 127.0.0.1 --directory /tmp/www",
+            },
+        )
+    )
+    probe = "for i in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/7002) 2>/dev/null && exit 0; sleep 0.1; done; exit 1"
+    assert (
+        ok(http.post("/execute", json={"sandbox_id": sid, "command": ["bash", "-c", probe], "timeout": 60}))[
+            "exit_code"
+        ]
+        == 0
+    )  # type: ignore[index]
+    url = (
+        admin.url.replace("http://", "ws://") + f"/apis/envs/sandbox/v1/sandboxes/{sid}/portforward?port=7002"
+    )
+    reply = b""
+    with connect(url, open_timeout=30) as ws:
+        ws.send(b"GET /hi.txt HTTP/1.0\r\n\r\n")
+        with pytest.raises(ConnectionClosed):
+            while True:
+                reply += ws.recv(timeout=30)  # type: ignore[operator]
+    assert reply.startswith(b"HTTP/1.0 200") and reply.endswith(b"hello") and ws.close_code == 1000
+    stop_all(http, [sid])

@@ -47,9 +47,11 @@ def test_sandboxes_do_not_see_each_other_or_the_host(http: httpx.Client, two, ad
     sockets = run(http, a, "ls /run/rocklet")["output"].split()
     assert "rocklet.sock" in sockets
     assert run(http, a, f"ls {admin.state_dir}/sandboxes/{b}/run")["exit_code"] != 0
-    # Read-only root; root inside cannot remount it or mount anything.
-    assert run(http, a, "touch /etc/evil")["exit_code"] != 0
-    assert run(http, a, "touch /usr/evil")["exit_code"] != 0
+    # The root is writable (upstream's containers are) in the sandbox's own layer: not the host's, not B's;
+    # root inside cannot remount anything or mount.
+    assert run(http, a, "touch /etc/evil /usr/evil")["exit_code"] == 0
+    assert run(http, b, "ls /etc/evil /usr/evil")["exit_code"] != 0
+    assert not Path("/usr/evil").exists()
     assert run(http, a, "mount -o remount,rw / 2>&1")["exit_code"] != 0
     assert run(http, a, "mount -t tmpfs x /mnt 2>&1")["exit_code"] != 0
     assert not Path("/etc/evil").exists()

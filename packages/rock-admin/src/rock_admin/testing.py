@@ -127,6 +127,7 @@ class Admin:
         if pid_file.exists():
             with contextlib.suppress(OSError, ValueError):
                 os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        _unmount_under(self.state_dir)
 
     def _records(self) -> list[dict[str, Any]]:
         if self.env.get("ROCK_ADMIN_STORE") == "redis":
@@ -146,6 +147,18 @@ class Admin:
             return []
         with contextlib.closing(sqlite3.connect(db)) as conn:
             return [json.loads(r) for (r,) in conn.execute("SELECT record FROM sandboxes")]
+
+
+def _unmount_under(path: Path) -> None:
+    """Detach the tmpfs mounts the process runtime left under `path` (sandboxes not deleted, the masks)."""
+    prefix = str(path.resolve()) + "/"
+    with open("/proc/self/mountinfo") as table:
+        points = [line.split()[4] for line in table if line.split()[4].startswith(prefix)]
+    from rock_admin.runtimes import linux
+
+    for point in sorted(points, key=len, reverse=True):
+        with contextlib.suppress(OSError):
+            linux.umount2(point, linux.MNT_DETACH)
 
 
 def _start_time(pid: int) -> int:

@@ -26,6 +26,8 @@ class SandboxSpec:
     env: dict[str, str] = field(default_factory=dict)
     #: The image pull policy of engine runtimes (`never`, `missing`, `always`; upstream's `pull`).
     pull: str = "missing"
+    #: The most the sandbox may write (its `disk`); 0: no limit of its own.
+    disk_bytes: int = 0
 
 
 @dataclass(frozen=True)

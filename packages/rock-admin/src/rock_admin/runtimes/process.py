@@ -1,11 +1,13 @@
 """The `process` runtime: a sandbox is a rocklet forked from a preloaded zygote into fresh pid/mount/net/uts/ipc
-namespaces, on a read-only root with private writable dirs, limited by cgroups, reached over a Unix socket.
+namespaces, on a writable overlay root of its own, limited by cgroups, reached over a Unix socket.
 
-Per sandbox, under `<state_dir>/sandboxes/<id>/`: `root/` (mount point of the read-only root, inside the
-sandbox only), `tmp/` → `/tmp`, `home/` → `/home/user` (HOME), `run/` → `/run/rocklet` (socket, log, the
-rocklet's state, `exit.json` when it ends). The host's /tmp, /var/tmp, /run, /home, /mnt, /media, /srv and the
-admin's state dir are hidden behind empty file systems. Capabilities are cut to Docker's default set minus
-MKNOD, so nothing inside can remount the root writable.
+Per sandbox, `<state_dir>/sandboxes/<id>/` is a tmpfs of its `disk` size (see `rootfs`): `root/` (the overlay's
+mount point, inside the sandbox only), `upper/` and `work/` (the overlay's writable layer), `run/` →
+`/run/rocklet` (socket, log, the rocklet's state, `exit.json` when it ends). The lower root is minimal: for the
+host's root an allow-list (/usr, /bin, /lib*, /etc less its secrets), never the host's /tmp, /home, /root,
+/var, the project tree or the admin's state dir. Capabilities are cut to Docker's default set minus MKNOD, so
+nothing inside can mount or reach the layers. Without namespaces (`isolation: none`) the dirs are plain:
+`tmp/`, `home/`, `run/`.
 """
 
 from __future__ import annotations
@@ -25,12 +27,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from rock_admin.runtimes import rootfs
 from rock_admin.runtimes.base import Endpoint, Handle, Runtime, SandboxSpec, SandboxStartError
 from rock_admin.runtimes.cgroups import Cgroups, Limits
 
 log = logging.getLogger("rock_admin.runtime")
-
-HIDDEN = ("/tmp", "/var/tmp", "/run", "/home", "/root", "/mnt", "/media", "/srv")
 
 
 def _pid_start(pid: int) -> int:
@@ -109,11 +110,17 @@ class ProcessRuntime(Runtime):
                 "isolation 'namespaces' needs the admin to run as root (use isolation: none)"
             )
         self.isolation = isolation
-        self.hide = [*HIDDEN, str(self.state_dir), *(hide_paths or [])]
+        #: Hidden in the host's root besides what the allow-list leaves out (see `rootfs`).
+        self.hide = [str(self.state_dir), *(hide_paths or [])]
         self.cgroups = Cgroups(cgroup_parent or "rock-admin")
         self._watched: dict[int, int] = {}  # pidfd → pid
         self._zygote_pid = 0
         self._python_paths: list[str] | None = None
+        #: The mask layers, one per image (see `rootfs`), on a small tmpfs of their own.
+        self.masks_dir = self.state_dir / "masks"
+        self._masks: dict[str, tuple[str, list[str]]] = {}
+        if isolation == "namespaces":
+            rootfs.mount_tmpfs(self.masks_dir, 16 << 20)
 
     # ------------------------------------------------------------------ zygote
 
@@ -181,25 +188,24 @@ class ProcessRuntime(Runtime):
     async def start(self, spec: SandboxSpec) -> Handle:
         isolate = self.isolation == "namespaces"
         sdir = self.sandboxes_dir / spec.sandbox_id
-        dirs = {name: sdir / name for name in ("root", "tmp", "home", "run")}
-        # The private dirs and the cgroups in one trip to a worker thread (file system calls stay off the
-        # event loop, which serves every other request meanwhile).
-        limits = await asyncio.to_thread(self._prepare, spec, dirs)
+        names = ("root", "upper", "work", "run") if isolate else ("tmp", "home", "run")
+        dirs = {name: sdir / name for name in names}
+        # The private dirs, the mask and the cgroups in one trip to a worker thread (file system calls stay off
+        # the event loop, which serves every other request meanwhile).
+        limits, (mask, binds) = await asyncio.to_thread(self._prepare, spec, dirs)
         payload = {
             "sandbox_id": spec.sandbox_id,
             "isolate": isolate,
             "hostname": spec.sandbox_id[:63],
             "rootfs": spec.image.rootfs,
-            "root_dir": str(dirs["root"]),
+            "mask": mask,
+            "root_dir": str(sdir / "root"),
+            "upper": str(sdir / "upper"),
+            "work": str(sdir / "work"),
             "run_dir": str(dirs["run"]),
-            "tmp_dir": str(dirs["tmp"]),
-            "hide": self.hide,
-            "extra_binds": self._extra_binds(spec),
-            "writable": {
-                str(dirs["tmp"]): "/tmp",
-                str(dirs["home"]): "/home/user",
-                str(dirs["run"]): "/run/rocklet",
-            },
+            "tmp_dir": str(sdir / "tmp"),
+            "extra_binds": binds,
+            "writable": {str(dirs["run"]): "/run/rocklet"},
             "home": "/home/user" if isolate else str(dirs["home"]),
             "cgroup_procs": limits.procs,
             "token": spec.token,
@@ -229,20 +235,37 @@ class ProcessRuntime(Runtime):
             pid=pid,
             pid_start=_pid_start(pid),
             sandbox_dir=str(sdir),
-            isolation="namespaces (pid, mount, net, uts, ipc), read-only root" if isolate else "none",
+            isolation="namespaces (pid, mount, net, uts, ipc), overlay root" if isolate else "none",
             limits_enforced=limits.enforced,
             limits_message=limits.message,
             cgroups=limits.dirs,
         )
 
-    def _prepare(self, spec: SandboxSpec, dirs: dict[str, Path]) -> Limits:
-        os.makedirs(dirs["root"].parent, mode=0o700, exist_ok=True)
+    def _prepare(self, spec: SandboxSpec, dirs: dict[str, Path]) -> tuple[Limits, tuple[str, list[str]]]:
+        sdir = dirs["run"].parent
+        mask: tuple[str, list[str]] = ("", [])
+        if self.isolation == "namespaces":
+            rootfs.mount_tmpfs(sdir, spec.disk_bytes)  # kept (with its files) by a stopped sandbox
+            mask = self._mask(spec)
+        else:
+            os.makedirs(sdir, mode=0o700, exist_ok=True)
         for d in dirs.values():
-            os.makedirs(d, exist_ok=True)
-        os.chmod(dirs["tmp"], 0o1777)
+            os.makedirs(d, mode=0o755, exist_ok=True)  # upper/ gives the merged root its mode
+        if "tmp" in dirs:
+            os.chmod(dirs["tmp"], 0o1777)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(dirs["run"] / "exit.json")
-        return self.cgroups.create(spec.sandbox_id, spec.memory_bytes, spec.cpus, spec.pids_max)
+        limits = self.cgroups.create(spec.sandbox_id, spec.memory_bytes, spec.cpus, spec.pids_max)
+        return limits, mask
+
+    def _mask(self, spec: SandboxSpec) -> tuple[str, list[str]]:
+        """The image's mask layer and binds, made on first use (a few ms) and reused by its every sandbox."""
+        key = spec.image.rootfs
+        if key not in self._masks:
+            binds = self._extra_binds(spec)
+            mask = rootfs.build_mask(str(self.masks_dir), key, spec.image.is_host, binds, self.hide)
+            self._masks[key] = (mask, binds)
+        return self._masks[key]
 
     def endpoint(self, handle: Handle) -> Endpoint:
         """The socket path, shortened through a directory fd when it is over sun_path's 108 bytes."""
@@ -265,14 +288,16 @@ class ProcessRuntime(Runtime):
         return f"/proc/self/fd/{fd}"
 
     def _extra_binds(self, spec: SandboxSpec) -> list[str]:
-        """Host paths of the rocklet's interpreter to bind into the sandbox: all of them for an imported image,
-        and for the host's root those under a hidden path (e.g. a Python under /root)."""
+        """Host paths to bind into the sandbox read-only: the rocklet's interpreter paths (all of them for an
+        imported image; for the host's root those outside the allow-list, e.g. a Python under /root or a venv
+        in the project tree), and the host's mounts inside the allow-list (which an overlay does not show)."""
         if self._python_paths is None:  # the interpreter's paths do not change: resolved once (realpath)
             self._python_paths = _python_paths()
         paths = self._python_paths
         if not spec.image.is_host:
             return list(paths)
-        return [p for p in paths if any(p == h or p.startswith(h.rstrip("/") + "/") for h in self.hide)]
+        outside = [p for p in paths if p.lstrip("/").split("/", 1)[0] not in rootfs.ALLOWED]
+        return outside + rootfs.host_mounts_under_allowed()
 
     def is_running(self, handle: Handle) -> bool:
         return bool(handle.pid) and _pid_start(handle.pid) == handle.pid_start and handle.pid_start != 0
@@ -317,6 +342,7 @@ class ProcessRuntime(Runtime):
         Cgroups.kill_all(handle.cgroups)
         self._remove_cgroups(handle.cgroups)
         if handle.sandbox_dir and Path(handle.sandbox_dir).parent == self.sandboxes_dir:
+            rootfs.unmount(Path(handle.sandbox_dir))  # the sandbox's disk: its files go with it
             shutil.rmtree(handle.sandbox_dir, ignore_errors=True)
 
     def watch(self, handle: Handle, on_exit: Callable[[Handle], None]) -> None:

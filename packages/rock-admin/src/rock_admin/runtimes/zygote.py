@@ -84,40 +84,36 @@ def _write_json(fd: int, obj: dict[str, Any]) -> None:
         data = data[os.write(fd, data) :]
 
 
-def _mkdir(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.makedirs(path, exist_ok=True)
-
-
 def _bind(source: str, target: str, flags: int) -> None:
     """Bind `source` at `target` with mount `flags` (MS_NOSUID...): a bind takes them only on a remount."""
     linux.mount(source, target, None, linux.MS_BIND)
     linux.mount(None, target, None, linux.MS_BIND | linux.MS_REMOUNT | flags)
 
 
+def _overlay_options(spec: dict[str, Any]) -> str:
+    paths = [spec["mask"], spec["rootfs"], spec["upper"], spec["work"]]
+    for path in paths:
+        if any(c in path for c in ",:\\"):  # the option string's separators (no escaping through mount(2))
+            raise OSError(f"overlay: a layer path may not contain ',', ':' or '\\': {path!r}")
+    return f"lowerdir={paths[0]}:{paths[1]},upperdir={paths[2]},workdir={paths[3]}"
+
+
 def _build_root(spec: dict[str, Any]) -> None:
-    """In B (new mount namespace): bind the image read-only at `root_dir` with private dirs, pivot into it."""
+    """In B (new mount namespace): the sandbox's root at `root_dir`, then pivot into it.
+
+    An overlay (nosuid, nodev): the mask and the image read-only below, the sandbox's size-limited upper layer
+    on top (see `rootfs`); the rocklet's interpreter paths bound read-only; a private /dev and /proc, the host's
+    /sys read-only, the run dir bound nosuid, nodev, noexec."""
     root = spec["root_dir"]
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
-    linux.mount(spec["rootfs"], root, None, linux.MS_BIND | linux.MS_REC)
-    for path in ("/tmp", "/run", "/home", "/proc", "/dev"):
-        _mkdir(root + path)
-    # Hide the host's writable and private places behind empty file systems.
-    for path in spec.get("hide", []):
-        target = root + path
-        if os.path.isdir(target):
-            linux.mount("tmpfs", target, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "size=64k,mode=755")
-    # The rocklet's interpreter and packages, where the image lacks them or they lie in a hidden place,
-    # come back read-only at the same paths (mount points made inside the image or the hiding tmpfs).
-    for path in spec.get("extra_binds", []):
-        target = root + path
-        _mkdir(target)
-        linux.mount(path, target, None, linux.MS_BIND | linux.MS_REC)
-    _mkdir(root + RUN_DIR)
-    _mkdir(root + "/home/user")
+    linux.mount("overlay", root, "overlay", linux.MS_NOSUID | linux.MS_NODEV, _overlay_options(spec))
+    # The mount points are in the mask; the binds stay read-only (and nosuid) whatever the overlay allows.
+    for path in [*spec.get("extra_binds", []), "/sys"]:
+        linux.mount(path, root + path, None, linux.MS_BIND | linux.MS_REC)
+        linux.make_tree_readonly(root + path)
     # /dev: a small tmpfs with the harmless nodes, a private devpts and shm.
     dev = root + "/dev"
-    linux.mount("tmpfs", dev, "tmpfs", linux.MS_NOSUID, "size=64k,mode=755")
+    linux.mount("tmpfs", dev, "tmpfs", linux.MS_NOSUID | linux.MS_NOEXEC, "size=64k,mode=755")
     for node in ("null", "zero", "full", "random", "urandom", "tty"):
         with open(f"{dev}/{node}", "w"):
             pass
@@ -128,14 +124,13 @@ def _build_root(spec: dict[str, Any]) -> None:
     os.symlink("pts/ptmx", f"{dev}/ptmx")
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "fd/0"), ("stdout", "fd/1"), ("stderr", "fd/2")):
         os.symlink(target, f"{dev}/{name}")
-    # Everything so far read-only (and nosuid), in one call; the writable mounts come after.
-    linux.make_tree_readonly(root)
+    linux.make_tree_readonly(dev)
     linux.mount("tmpfs", f"{dev}/shm", "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "size=64m,mode=1777")
     linux.mount("proc", root + "/proc", "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
     linux.mount(root + "/proc/sys", root + "/proc/sys", None, linux.MS_BIND)
     linux.mount(None, root + "/proc/sys", None, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY)
     for host_dir, inside in spec["writable"].items():
-        _bind(host_dir, root + inside, linux.MS_NOSUID | linux.MS_NODEV)
+        _bind(host_dir, root + inside, linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
     os.chdir(root)
     linux.pivot_root(".", ".")
     linux.umount2(".", linux.MNT_DETACH)

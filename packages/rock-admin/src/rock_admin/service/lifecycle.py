@@ -180,6 +180,11 @@ class SandboxService(DataPlane):
             )
         if memory_bytes < 16 * 1024 * 1024:
             raise SandboxError(f"memory={req.memory} is below the minimum of 16m")
+        try:
+            if parse_size(req.disk, "disk") < 16 * 1024 * 1024:
+                raise SandboxError(f"disk={req.disk} is below the minimum of 16m")
+        except ConfigError as exc:
+            raise SandboxError(str(exc)) from None
         cpus = req.limit_cpus if req.limit_cpus else req.cpus
         if not (cpus > 0) or math.isinf(cpus):
             raise SandboxError(f"cpus={cpus} must be a positive number")
@@ -283,6 +288,7 @@ class SandboxService(DataPlane):
             token=rec["token"],
             env=rec.get("env") or {},
             pull=rec.get("pull", "missing"),
+            disk_bytes=parse_size(rec["disk"], "disk") if rec.get("disk") else 0,
         )
         sb.launching = True
         try:

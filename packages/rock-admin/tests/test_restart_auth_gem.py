@@ -26,7 +26,7 @@ def test_kill9_restart_keeps_sandboxes_and_api_keys(tmp_path: Path) -> None:
             assert run(http, sid, "export KEEP=42; cd /tmp; echo set")["output"].strip() == "set"
         admin.kill9()
         admin.start()
-        with admin.client(headers={"Authorization": "Bearer k1"}) as http:
+        with admin.client(headers={"Authorization": "Bearer k2"}) as http:  # the key that started them
             listed = ok(http.get("/sandboxes"))
             states = {item["sandbox_id"]: item["state"] for item in listed["items"]}  # type: ignore[index]
             assert states[sid] == "running" and states[stopped] == "stopped"

@@ -93,6 +93,9 @@ class AdminConfig:
     isolation: str = "auto"
     #: API keys; when any is set, every request needs one (`X-API-Key` or `Authorization: Bearer`).
     api_keys: list[str] = field(default_factory=list)
+    #: Admin keys: valid keys that see (list, drive, stop, delete) every sandbox; any other key sees only the
+    #: sandboxes it started (with the same `X-User-Id` / `X-Namespace`), and the others do not exist for it.
+    admin_keys: list[str] = field(default_factory=list)
     #: Idle seconds before a sandbox stops when the request does not say (upstream: 30 min).
     auto_clear_seconds: float = 1800.0
     #: Seconds a sandbox may take to answer before its start fails (upstream default 180).

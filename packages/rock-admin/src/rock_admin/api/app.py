@@ -28,6 +28,7 @@ from rock_admin.service.dataplane import DataPlane, ReadPlane
 from rock_admin.service.forward import WriteForwarder
 from rock_admin.service.gem import GemService
 from rock_admin.service.lifecycle import Metrics, SandboxService
+from rock_admin.service.tenancy import Caller, bind, key_hash, unbind
 from rock_admin.store import SandboxStore, open_store
 
 log = logging.getLogger("rock_admin.http")
@@ -82,32 +83,52 @@ _UNAUTHORIZED = b'{"status":"Failed","message":"invalid or missing API key (X-AP
 
 
 class Middleware:
-    """API keys (when configured) and per-operation request counts/latencies, as a plain ASGI wrapper."""
+    """API keys (when configured), the caller each request is served for (`tenancy`), and per-operation
+    request counts/latencies, as a plain ASGI wrapper."""
 
-    def __init__(self, app: Any, keys: list[str], metrics: Metrics) -> None:
+    def __init__(self, app: Any, keys: list[str], metrics: Metrics, admin_keys: list[str] | None = None) -> None:
         self.app = app
         self.keys = [k.encode() for k in keys]
+        self.admin_keys = [k.encode() for k in admin_keys or []]
         self.metrics = metrics
 
-    def _allowed(self, headers: list[tuple[bytes, bytes]]) -> bool:
+    def _caller(self, headers: list[tuple[bytes, bytes]]) -> Caller | None:
+        """Who is calling; None when keys are configured and no valid one came."""
+        key = b""
+        user_id = namespace = ""
         for name, value in headers:
-            candidate = None
             if name == b"x-api-key":
-                candidate = value
+                key = value
             elif name == b"authorization" and value.lower().startswith(b"bearer "):
-                candidate = value[7:].strip()
-            if candidate is not None and any(hmac.compare_digest(candidate, k) for k in self.keys):
-                return True
-        return False
+                key = key or value[7:].strip()
+            elif name == b"x-user-id":
+                user_id = value.decode("latin-1")
+            elif name == b"x-namespace":
+                namespace = value.decode("latin-1")
+        if not self.keys and not self.admin_keys:
+            return Caller("", user_id, namespace)
+        # every key is compared (no early exit): the time taken does not say which list a key is in
+        admin = any([hmac.compare_digest(key, k) for k in self.admin_keys])
+        if not admin and not any([hmac.compare_digest(key, k) for k in self.keys]):
+            return None
+        return Caller(key_hash(key), user_id, namespace, admin)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            if scope["type"] == "websocket" and self.keys and not self._allowed(scope["headers"]):
-                await refuse_handshake(scope, receive, send, 401, _UNAUTHORIZED)  # port forwarding: same keys
-                return
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        if self.keys and not self._allowed(scope["headers"]):
+        caller = self._caller(scope["headers"])
+        if scope["type"] == "websocket":
+            if caller is None:
+                await refuse_handshake(scope, receive, send, 401, _UNAUTHORIZED)  # port forwarding: same keys
+                return
+            bound = bind(caller)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                unbind(bound)
+            return
+        if caller is None:
             body = _UNAUTHORIZED
             await send(
                 {
@@ -130,9 +151,11 @@ class Middleware:
                 status[0] = message["status"]
             await send(message)
 
+        bound = bind(caller)
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            unbind(bound)
             self.metrics.observe(_op(scope["path"]), str(status[0] or 500), time.perf_counter() - started)
 
 
@@ -214,7 +237,7 @@ def _create_read_app(config: AdminConfig, store: SandboxStore) -> Any:
     app.state.gem = GemService(plane)
     app.state.config = config
     forwarder = WriteForwarder(app, config.write_url)
-    return Middleware(RequestIdScope(forwarder), config.api_keys, plane.metrics)
+    return Middleware(RequestIdScope(forwarder), config.api_keys, plane.metrics, config.admin_keys)
 
 
 #: Sandbox states whose runtime resources are kept (a stopped sandbox restarts with its files).
@@ -271,4 +294,4 @@ def create_app(config: AdminConfig | None = None) -> Any:
     app.state.gem = gem
     app.state.config = config
     app.state.images = images
-    return Middleware(RequestIdScope(app), config.api_keys, service.metrics)
+    return Middleware(RequestIdScope(app), config.api_keys, service.metrics, config.admin_keys)

@@ -24,6 +24,7 @@ from rock.exceptions import AuthenticationError
 from rock.rocklet_client import RockletClient
 from rock_admin.runtimes.base import Endpoint, Handle, dial
 from rock_admin.runtimes.process import short_path
+from rock_admin.service import tenancy
 from rock_admin.service.errors import SandboxError, SandboxNotFoundError, SandboxNotRunningError
 from rock_admin.service.metrics import Metrics
 from rock_admin.service.rawhttp import RawPool
@@ -91,6 +92,12 @@ class DataPlane(ABC):
     @abstractmethod
     def endpoint(self, handle: Handle) -> Endpoint:
         """Where this process dials the sandbox's rocklet."""
+
+    def visible(self, sb: Sandbox) -> Sandbox:
+        """`sb`, unless the caller does not own it: then it does not exist for them (`tenancy`)."""
+        if not tenancy.visible(sb.record):
+            raise SandboxNotFoundError(f"sandbox {sb.id} not found")
+        return sb
 
     def touch(self, sb: Sandbox) -> None:
         """Refresh the sandbox's idle clock (every data-plane call does)."""
@@ -180,7 +187,8 @@ class DataPlane(ABC):
         return Sandbox(record)
 
     def list(self, states: list[str] | None = None) -> list[Sandbox]:
-        return [self.known(record) for record in self.store.list(states)]
+        """The sandboxes the caller may see."""
+        return [self.known(record) for record in self.store.list(states) if tenancy.visible(record)]
 
     @abstractmethod
     def counts(self) -> dict[str, int]:
@@ -291,14 +299,14 @@ class ReadPlane(DataPlane):
         except SandboxNotFoundError:
             self._evict(sandbox_id)
             raise
-        return self._adopt(record)
+        return self.visible(self._adopt(record))
 
     def running(self, sandbox_id: str | None) -> Sandbox:
         """From the cache when it holds a running route; else (a miss) from the store."""
         if sandbox_id:
             sb = self.cache.get(sandbox_id)
             if sb is not None and sb.state == "running":
-                return sb
+                return self.visible(sb)
         return super().running(sandbox_id)
 
     async def refresh(self, sb: Sandbox) -> Sandbox | None:

@@ -20,6 +20,7 @@ from rock.actions import (
     SandboxStartRequest,
 )
 from rock_admin.config import AdminConfig
+from rock_admin.service import tenancy
 from rock_admin.service.dataplane import DataPlane
 from rock_admin.service.lifecycle import SandboxError, SandboxService
 
@@ -63,7 +64,10 @@ class GemService:
         async with self._pool_lock:
             for sid, count in self._pools.items():
                 sb = self.sandboxes.sandboxes.get(sid)
-                if sb is not None and sb.state == "running" and count < self.config.gem_pool_size:
+                # a pool holds one caller's envs only (another caller's sandbox does not exist for them)
+                if sb is None or sb.record.get("owner") != tenancy.owner_of_new():
+                    continue
+                if sb.state == "running" and count < self.config.gem_pool_size:
                     self._pools[sid] = count + 1
                     return sid
             sid = await self._new_sandbox(auto_clear_seconds=self.config.auto_clear_seconds)

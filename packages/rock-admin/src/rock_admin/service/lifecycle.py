@@ -22,6 +22,7 @@ from rock.actions import SandboxStartRequest
 from rock_admin.config import AdminConfig, ConfigError, parse_size
 from rock_admin.images import ImageStore, UnknownImageError
 from rock_admin.runtimes import Endpoint, Handle, Runtime, SandboxSpec, SandboxStartError
+from rock_admin.service import tenancy
 from rock_admin.service.dataplane import DataPlane, Sandbox
 from rock_admin.service.errors import SandboxError, SandboxNotFoundError, SandboxNotRunningError
 from rock_admin.service.metrics import Metrics
@@ -158,14 +159,14 @@ class SandboxService(DataPlane):
             raise SandboxError("sandbox_id is required")
         sb = self.sandboxes.get(sandbox_id)
         if sb is not None:
-            return sb
+            return self.visible(sb)
         record = self.store.get(sandbox_id)
         if record is None:
             raise SandboxNotFoundError(f"sandbox {sandbox_id} not found")
         sb = Sandbox(record)
         if record["state"] != "deleted":
             self.sandboxes[sandbox_id] = sb
-        return sb
+        return self.visible(sb)
 
     # ------------------------------------------------------------------ start
 
@@ -255,6 +256,7 @@ class SandboxService(DataPlane):
             "experiment_id": headers.get("x-experiment-id"),
             "namespace": headers.get("x-namespace"),
             "cluster": headers.get("x-cluster"),
+            "owner": tenancy.owner_of_new(),
             "token": secrets.token_hex(16),
             "state_history": [
                 {"from_state": None, "to_state": "pending", "event": "create", "timestamp": now, "reason": ""}

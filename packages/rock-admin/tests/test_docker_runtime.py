@@ -219,3 +219,44 @@ def test_unreachable_engine_stops_the_admin_with_a_clear_error(tmp_path: Path) -
         timeout=60,
     )
     assert r.returncode != 0 and "cannot reach the container engine at unix://" in r.stderr, r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("network", ["none", "bridge"])  # the rocklet's socket, or its published TCP port
+def test_port_forward_to_a_server_in_the_container(
+    engine: str, engine_client: docker.DockerClient, tmp_path: Path, network: str
+) -> None:
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    state = tmp_path / "admin"
+    try:
+        settings = {"runtime": "docker", "docker_host": engine, "docker_network": network}
+        with running_admin(state, **settings) as admin, admin.client() as http:
+            sid = start_sandbox(http, memory="256m")
+            ok(
+                http.post(
+                    "/write_file", json={"sandbox_id": sid, "path": "/tmp/www/hi.txt", "content": "hello"}
+                )
+            )
+            server = "python3 -m http.server 7002 --bind 127.0.0.1 --directory /tmp/www"
+            ok(http.post("/processes", json={"sandbox_id": sid, "command": server}))
+            probe = "for i in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/7002) 2>/dev/null && exit 0; sleep 0.1; done; exit 1"
+            listening = ok(
+                http.post(
+                    "/execute", json={"sandbox_id": sid, "command": ["bash", "-c", probe], "timeout": 60}
+                )
+            )
+            assert listening["exit_code"] == 0, listening  # type: ignore[index]
+            url = admin.url.replace("http://", "ws://") + f"/apis/envs/sandbox/v1/sandboxes/{sid}/portforward"
+            reply = b""
+            with connect(url + "?port=7002", open_timeout=30) as ws:
+                ws.send(b"GET /hi.txt HTTP/1.0\r\n\r\n")
+                with pytest.raises(ConnectionClosed):
+                    while True:
+                        reply += ws.recv(timeout=30)  # type: ignore[operator]
+            assert reply.startswith(b"HTTP/1.0 200") and reply.endswith(b"hello") and ws.close_code == 1000
+            with connect(url + "?port=7999", open_timeout=30) as ws, pytest.raises(ConnectionClosed):
+                ws.recv(timeout=30)
+            assert ws.close_code == 1011 and "refused" in (ws.close_reason or "")
+    finally:
+        _remove_containers(engine_client, state)

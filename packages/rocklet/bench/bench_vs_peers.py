@@ -8,8 +8,8 @@ Each peer lives in its own venv under .venv-peers/<name> (created and installed 
 The client is a minimal keep-alive HTTP/1.1 client on asyncio streams, identical for all three, so the
 figures measure the servers. A peer that cannot be installed or started is reported as such (table + JSON).
 
-Measured: `echo hi` round trip in an existing session (p50, p99), 16 sessions driven concurrently
-(commands/s), `create_session` (p50).
+Measured: `echo hi` round trip in an existing session (p50, p99), `/execute` of `echo hi` (p50, p99: a
+program started per call), 16 sessions driven concurrently (commands/s), `create_session` (p50).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ PEERS = {
 TARGETS = {
     "echo_p50_ms": 1.5,
     "echo_p99_ms": 5.0,
+    "execute_p50_ms": 3.0,
     "concurrent_cmds_per_s": 2000,
     "create_session_p50_ms": 20.0,
 }
@@ -213,7 +214,7 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def measure(
-    server: Server, *, echo_n: int, create_n: int, duration: float, conc: int
+    server: Server, *, echo_n: int, execute_n: int, create_n: int, duration: float, conc: int
 ) -> dict[str, Any]:
     sid = {"sandbox_id": "bench"}
     main = RawHTTP("127.0.0.1", server.port, server.headers)
@@ -258,6 +259,18 @@ async def measure(
     sample_output = body.get("output")
     await close(main, "echo")
 
+    # /execute: a program per call (upstream requires `sandbox_id` in the body; we ignore it)
+    command = {"command": "echo hi", "shell": True, "timeout": 30, **sid}
+    for _ in range(max(3, echo_n // 10)):
+        await main.request("POST", "/execute", command)
+    executed = []
+    for _ in range(execute_n):
+        t = time.perf_counter()
+        status, body = await main.request("POST", "/execute", command)
+        executed.append(time.perf_counter() - t)
+        if status != 200 or not isinstance(body, dict) or body.get("stdout") != "hi\n":
+            raise RuntimeError(f"execute -> {status}: {str(body)[:300]}")
+
     # concurrent sessions, one connection each
     names = [f"conc{i}" for i in range(conc)]
     for name in names:
@@ -289,6 +302,9 @@ async def measure(
         "echo_p50_ms": round(statistics.median(echo) * ms, 3),
         "echo_p99_ms": round(_pct(echo, 0.99) * ms, 3),
         "echo_n": echo_n,
+        "execute_p50_ms": round(statistics.median(executed) * ms, 3),
+        "execute_p99_ms": round(_pct(executed, 0.99) * ms, 3),
+        "execute_n": execute_n,
         "concurrent_cmds_per_s": round(sum(counts) / elapsed, 1),
         "concurrent_sessions": conc,
         "concurrent_commands": sum(counts),
@@ -309,12 +325,14 @@ def run_system(
         if ours:
             params = {
                 "echo_n": 200 if quick else 2000,
+                "execute_n": 100 if quick else 500,
                 "create_n": 20 if quick else 100,
                 "duration": 2.0 if quick else 5.0,
             }
         else:  # peers take ~0.1 s per call: fewer samples, same calls
             params = {
                 "echo_n": 20 if quick else 60,
+                "execute_n": 30 if quick else 200,
                 "create_n": 5 if quick else 15,
                 "duration": 3.0 if quick else 8.0,
             }
@@ -383,6 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     metrics = [
         ("echo_p50_ms", "echo round trip p50 (ms)", False),
         ("echo_p99_ms", "echo round trip p99 (ms)", False),
+        ("execute_p50_ms", "/execute p50 (ms)", False),
+        ("execute_p99_ms", "/execute p99 (ms)", False),
         ("concurrent_cmds_per_s", "16 sessions, commands/s", True),
         ("create_session_p50_ms", "create_session p50 (ms)", False),
     ]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import time
+
 import httpx
 
 from rocklet.testing import error_of
@@ -63,3 +66,30 @@ def test_execute_stdin_is_closed(http: httpx.Client) -> None:
 def test_execute_binary_output(http: httpx.Client) -> None:
     r = http.post("/execute", json={"command": "printf 'a\\377b'", "shell": True}).json()
     assert r["stdout"] == "a\\xffb"
+
+
+def test_execute_descendant_holding_the_pipes_does_not_hold_the_reply(http: httpx.Client) -> None:
+    # The shell exits at once; its backgrounded child keeps stdout open for 30 s.
+    t = time.monotonic()
+    r = http.post("/execute", json={"command": "echo a; sleep 30 & echo b", "shell": True}).json()
+    assert r == {"stdout": "a\nb\n", "stderr": "", "exit_code": 0}
+    assert time.monotonic() - t < 15
+
+
+def test_execute_output_is_bounded_head_and_tail(http: httpx.Client) -> None:
+    # The fixture's rocklet keeps 1 MiB: the first and last lines survive, the middle is dropped.
+    r = http.post(
+        "/execute", json={"command": "echo first; head -c 5000000 /dev/zero; echo; echo last", "shell": True}
+    ).json()
+    assert r["exit_code"] == 0
+    assert r["stdout"].startswith("first\n") and r["stdout"].endswith("last\n")
+    assert len(r["stdout"]) < 1_200_000
+
+
+def test_execute_many_concurrent(http: httpx.Client) -> None:
+    def one(i: int) -> dict:
+        return http.post("/execute", json={"command": ["echo", str(i)]}).json()
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(one, range(40)))
+    assert [r["stdout"] for r in replies] == [f"{i}\n" for i in range(40)]

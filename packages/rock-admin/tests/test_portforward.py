@@ -139,3 +139,22 @@ def test_wrong_key_is_refused_before_the_handshake(
             _open(admin, sid, f"?port={ECHO_PORT}", headers=headers)
         assert err.value.response.status_code == 401
         assert b"invalid or missing API key" in err.value.response.body
+
+
+def test_stopping_the_sandbox_ends_the_forward_with_a_reason(cluster: tuple[Admin, Admin, str]) -> None:
+    write, _, _ = cluster
+    with write.client(headers=AUTH) as http:
+        sid = start_sandbox(http)
+        ok(http.post("/write_file", json={"sandbox_id": sid, "path": "/tmp/echo.py", "content": ECHO}))
+        ok(http.post("/processes", json={"sandbox_id": sid, "command": f"python3 /tmp/echo.py {ECHO_PORT}"}))
+        _wait_listening(http, sid, ECHO_PORT)
+        with _open(write, sid, f"?port={ECHO_PORT}") as ws:
+            ws.send(b"ping")
+            assert _recv_exactly(ws, 4) == b"ping"
+            ok(http.post("/stop", json={"sandbox_id": sid}))
+            _, code, reason = _read_to_close(ws)
+    # The rocklet dies with its sandbox: the admin says the route to it was lost. (Should the echo server's
+    # exit reach the rocklet first, or the rocklet shut down gracefully, that close is passed on instead.)
+    lost = code == 1011 and sid in (reason or "") and "lost" in (reason or "")
+    passed_on = code in (1000, 1001, 1012)
+    assert lost or passed_on, (code, reason)

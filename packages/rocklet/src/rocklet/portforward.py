@@ -73,7 +73,7 @@ async def serve(socket: Any) -> None:
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection("127.0.0.1", port), timeout=CONNECT_TIMEOUT
         )
-    except TimeoutError:
+    except asyncio.TimeoutError:  # not the builtin one before Python 3.11
         await close(socket, INTERNAL_ERROR, f"port {port}: connect timed out after {CONNECT_TIMEOUT:g} s")
         return
     except OSError as exc:

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rock_admin.runtimes import seccomp
+from rock_admin.runtimes import linux, seccomp
 from rock_admin.testing import ok, run, start_sandbox
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the process runtime's namespaces need root")
@@ -173,6 +173,94 @@ def test_cgroup_tree_inside_lists_no_sandbox_ids(http: httpx.Client, two) -> Non
     assert run(http, a, raise_it + " 2>/dev/null")["exit_code"] != 0
 
 
+# --- sandbox root is not host root (user namespace) ---
+
+
+def _host_ids(pid: int) -> tuple[list[int], list[int]]:
+    """The real, effective, saved and fs uids and gids of a process, as the host sees them."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return [int(x) for x in fields["Uid"].split()], [int(x) for x in fields["Gid"].split()]
+
+
+def _sandbox_processes(http: httpx.Client, sid: str) -> tuple[int, Path]:
+    """The host pid of the sandbox's rocklet, and the sandbox's dir on the host."""
+    status = ok(http.get("/get_status", params={"sandbox_id": sid}))
+    init = status["metadata"]["pid"]  # type: ignore[index]
+    rocklet = int(Path(f"/proc/{init}/task/{init}/children").read_text().split()[0])
+    return rocklet, Path(status["metadata"]["uds"]).parent.parent  # type: ignore[index]
+
+
+@needs_root
+def test_sandbox_root_is_an_unprivileged_host_uid(http: httpx.Client, two) -> None:
+    a, b = two
+    status = ok(http.get("/get_status", params={"sandbox_id": a}))
+    assert ", user)" in status["isolation"], status["isolation"]  # type: ignore[index]
+    host_uids = []
+    for sid in (a, b):
+        rocklet, _ = _sandbox_processes(http, sid)
+        uids, gids = _host_ids(rocklet)
+        assert 0 not in uids and 0 not in gids, (uids, gids)
+        assert len(set(uids)) == 1 and uids == gids
+        host_uids.append(uids[0])
+        # The session's shell too (the rocklet's child), and what it runs.
+        shell = int(Path(f"/proc/{rocklet}/task/{rocklet}/children").read_text().split()[0])
+        assert _host_ids(shell)[0] == uids
+    assert host_uids[0] != host_uids[1]  # one range per sandbox
+    # Inside: root, with the capability set a sandbox always had (Docker's default less MKNOD).
+    caps = sum(1 << cap for cap in linux.KEEP_CAPS)
+    inside = run(http, a, "id -u; id -g; grep CapEff /proc/self/status")["output"].split()
+    assert inside == ["0", "0", "CapEff:", f"{caps:016x}"], inside
+    # Root's powers hold over its own files: chown, a low port, writing the (overlay) root.
+    owned = "touch /tmp/f && chown 1000:1000 /tmp/f && stat -c %u:%g /tmp/f && touch /etc/userns-probe"
+    assert run(http, a, owned)["output"].split() == ["1000:1000"]
+    bind = 'python3 -c \'import socket; socket.socket().bind(("127.0.0.1", 80)); print("bound")\''
+    assert run(http, a, bind)["output"].strip() == "bound"
+
+
+@needs_root
+def test_planted_setuid_file_gives_the_host_no_root(http: httpx.Client, sandbox: str) -> None:
+    """A `chmod 4755` bash planted inside ran on the host with euid 0: now it is owned by the sandbox's host
+    uid, so whoever runs it gets that uid at most."""
+    assert run(http, sandbox, "cp /bin/bash /tmp/rootbash && chmod 4755 /tmp/rootbash")["exit_code"] == 0
+    rocklet, sdir = _sandbox_processes(http, sandbox)
+    planted = next(p for p in sdir.rglob("rootbash") if p.is_file())
+    st = planted.stat()
+    assert st.st_mode & 0o4000 and st.st_uid == _host_ids(rocklet)[0][0] != 0
+    # Run it on the host as nobody from a plain dir (the sandbox's own dirs are nosuid, noexec on the host).
+    import shutil
+    import tempfile
+
+    where = Path(tempfile.mkdtemp(prefix="rock-setuid-"))
+    try:
+        where.chmod(0o755)
+        copy = where / "rootbash"
+        shutil.copyfile(planted, copy)
+        os.chown(copy, st.st_uid, st.st_gid)
+        os.chmod(copy, st.st_mode & 0o7777)
+        result = subprocess.run(
+            [str(copy), "-p", "-c", "echo $EUID"], user=65534, capture_output=True, text=True, timeout=30
+        )
+        assert result.stdout.strip() == str(st.st_uid), result
+    finally:
+        shutil.rmtree(where)
+
+
+@needs_root
+def test_restart_keeps_the_sandbox_uid_range(http: httpx.Client, sandbox: str) -> None:
+    before = _host_ids(_sandbox_processes(http, sandbox)[0])[0][0]
+    assert run(http, sandbox, "mkdir -p $HOME/keep && echo kept > $HOME/keep/f")["exit_code"] == 0
+    ok(http.post("/stop", json={"sandbox_id": sandbox}))
+    ok(http.post("/restart", json={"sandbox_id": sandbox}))
+    deadline = time.monotonic() + 20
+    while ok(http.get("/get_status", params={"sandbox_id": sandbox}))["state"] != "running":  # type: ignore[index]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert _host_ids(_sandbox_processes(http, sandbox)[0])[0][0] == before
+    ok(http.post("/create_session", json={"sandbox_id": sandbox, "session": "s"}))
+    kept = run(http, sandbox, "stat -c %u $HOME/keep/f && echo more >> $HOME/keep/f && cat $HOME/keep/f")
+    assert kept["output"].split() == ["0", "kept", "more"], kept
+
+
 # --- seccomp, the filter itself ---
 
 
@@ -232,7 +320,7 @@ def test_unknown_architecture_is_refused() -> None:
 _FILTERED_CHILD = textwrap.dedent(
     """
     import ctypes, errno, json, os, subprocess, sys, threading
-    from rock_admin.runtimes import seccomp
+    from rock_admin.runtimes import linux, seccomp
 
     nrs = seccomp.ARCHES[os.uname().machine].syscalls
     libc = ctypes.CDLL(None, use_errno=True)

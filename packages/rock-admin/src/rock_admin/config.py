@@ -91,6 +91,11 @@ class AdminConfig:
     redis_prefix: str = "rock"
     #: `auto` (namespaces when root, else none), `namespaces`, `none` (plain processes, no isolation).
     isolation: str = "auto"
+    #: Process runtime: sandbox root is an unprivileged host uid range in a user namespace (`on`; `auto`: on
+    #: where the kernel can id-map the root's layers, else without, with a warning; `off`: host root).
+    userns: str = "auto"
+    #: First host uid (= gid) of those ranges: sandbox k gets 65536 ids from userns_base + k * 65536.
+    userns_base: int = 100_000
     #: API keys; when any is set, every request needs one (`X-API-Key` or `Authorization: Bearer`).
     api_keys: list[str] = field(default_factory=list)
     #: Admin keys: valid keys that see (list, drive, stop, delete) every sandbox; any other key sees only the
@@ -198,6 +203,10 @@ class AdminConfig:
             )
         if self.isolation not in ("auto", "namespaces", "none"):
             raise ConfigError(f"isolation: expected auto, namespaces or none, got {self.isolation!r}")
+        if self.userns not in ("auto", "on", "off"):
+            raise ConfigError(f"userns: expected auto, on or off, got {self.userns!r}")
+        if not 1 <= self.userns_base <= 2**31 - 65536:
+            raise ConfigError(f"userns_base: expected 1 .. 2**31 - 65536, got {self.userns_base!r}")
         if self.gem_mode not in ("sandbox", "pooled"):
             raise ConfigError(f"gem_mode: expected sandbox or pooled, got {self.gem_mode!r}")
         parse_size(self.max_memory, "max_memory")

@@ -271,6 +271,8 @@ def create_app(config: AdminConfig | None = None) -> Any:
             state_dir=config.state_dir,
             isolation=config.isolation,
             hide_paths=config.hide_paths,
+            userns=config.userns,
+            userns_base=config.userns_base,
             **_docker_options(config),
         )
     service = SandboxService(config, store, runtime, images)

@@ -14,6 +14,7 @@ _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUSER = 0x10000000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWPID = 0x20000000
@@ -34,10 +35,13 @@ AT_FDCWD = -100
 AT_RECURSIVE = 0x8000
 MOUNT_ATTR_RDONLY = 0x1
 MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_IDMAP = 0x100000
+OPEN_TREE_CLONE = 1
+AT_EMPTY_PATH = 0x1000
 
 _SYSCALLS = {
-    "x86_64": {"pivot_root": 155, "mount_setattr": 442, "capset": 126},
-    "aarch64": {"pivot_root": 41, "mount_setattr": 442, "capset": 91},
+    "x86_64": {"pivot_root": 155, "mount_setattr": 442, "capset": 126, "open_tree": 428},
+    "aarch64": {"pivot_root": 41, "mount_setattr": 442, "capset": 91, "open_tree": 428},
 }[platform.machine()]
 
 PR_CAPBSET_DROP = 24
@@ -101,6 +105,36 @@ def make_tree_readonly(path: str) -> None:
         ),
         f"mount_setattr {path}",
     )
+
+
+def idmapped_tree(path: str, userns_fd: int) -> int:
+    """A detached copy of the mount at `path` (not its submounts) whose owners read through the id map of the
+    user namespace `userns_fd` (Linux >= 5.12; tmpfs >= 6.3); an fd, usable as `/proc/self/fd/N`."""
+    fd = _libc.syscall(
+        ctypes.c_long(_SYSCALLS["open_tree"]),
+        ctypes.c_int(AT_FDCWD),
+        path.encode(),
+        ctypes.c_uint(OPEN_TREE_CLONE | os.O_CLOEXEC),
+    )
+    if fd < 0:
+        _check(-1, f"open_tree {path}")
+    attr = _MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
+    try:
+        _check(
+            _libc.syscall(
+                ctypes.c_long(_SYSCALLS["mount_setattr"]),
+                ctypes.c_int(fd),
+                b"",
+                ctypes.c_uint(AT_EMPTY_PATH),
+                ctypes.byref(attr),
+                ctypes.c_size_t(ctypes.sizeof(attr)),
+            ),
+            f"mount_setattr idmap {path}",
+        )
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
 
 
 def loopback_up() -> None:

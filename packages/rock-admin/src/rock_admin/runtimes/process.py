@@ -30,6 +30,7 @@ from pathlib import Path
 from rock_admin.runtimes import rootfs
 from rock_admin.runtimes.base import Endpoint, Handle, Runtime, SandboxSpec, SandboxStartError
 from rock_admin.runtimes.cgroups import Cgroups, Limits
+from rock_admin.runtimes.userns import SIZE, UidRanges
 
 log = logging.getLogger("rock_admin.runtime")
 
@@ -97,6 +98,8 @@ class ProcessRuntime(Runtime):
         isolation: str = "auto",
         hide_paths: list[str] | None = None,
         cgroup_parent: str = "",
+        userns: str = "auto",
+        userns_base: int = 100_000,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.sandboxes_dir = self.state_dir / "sandboxes"
@@ -110,6 +113,11 @@ class ProcessRuntime(Runtime):
                 "isolation 'namespaces' needs the admin to run as root (use isolation: none)"
             )
         self.isolation = isolation
+        if userns not in ("auto", "on", "off"):
+            raise ValueError(f"userns: expected auto, on or off, got {userns!r}")
+        #: Sandbox root is an unprivileged host uid range (`userns`); `auto` runs without where the kernel cannot.
+        self.userns = userns if isolation == "namespaces" else "off"
+        self.uids = UidRanges(self.sandboxes_dir, userns_base)
         #: Hidden in the host's root besides what the allow-list leaves out (see `rootfs`).
         self.hide = [str(self.state_dir), *(hide_paths or [])]
         self.cgroups = Cgroups(cgroup_parent or "rock-admin")
@@ -208,6 +216,7 @@ class ProcessRuntime(Runtime):
             "writable": {str(dirs["run"]): "/run/rocklet"},
             "home": "/home/user" if isolate else str(dirs["home"]),
             "cgroup_procs": limits.procs,
+            "userns": self._userns(spec.sandbox_id),
             "token": spec.token,
             "env": spec.env,
         }
@@ -229,13 +238,18 @@ class ProcessRuntime(Runtime):
             await asyncio.to_thread(self.cgroups.remove, limits.dirs)
             raise SandboxStartError(f"sandbox setup failed: {reply['error']}")
         pid = int(reply["pid"])
+        kinds = "pid, mount, net, uts, ipc, cgroup" + (", user" if reply.get("userns") else "")
+        if reply.get("userns_error"):
+            log.warning(
+                "sandbox %s runs without a user namespace: %s", spec.sandbox_id, reply["userns_error"]
+            )
         return Handle(
             sandbox_id=spec.sandbox_id,
             uds=str(dirs["run"] / "rocklet.sock"),
             pid=pid,
             pid_start=_pid_start(pid),
             sandbox_dir=str(sdir),
-            isolation="namespaces (pid, mount, net, uts, ipc), overlay root" if isolate else "none",
+            isolation=f"namespaces ({kinds}), overlay root" if isolate else "none",
             limits_enforced=limits.enforced,
             limits_message=limits.message,
             cgroups=limits.dirs,
@@ -253,10 +267,19 @@ class ProcessRuntime(Runtime):
             os.makedirs(d, mode=0o755, exist_ok=True)  # upper/ gives the merged root its mode
         if "tmp" in dirs:
             os.chmod(dirs["tmp"], 0o1777)
+        if self.userns != "off":  # the sandbox's root owns its writable layer and run dir (not the work dir)
+            uid = self.uids.first_uid(spec.sandbox_id)
+            for name in ("upper", "run"):
+                os.chown(dirs[name], uid, uid, follow_symlinks=False)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(dirs["run"] / "exit.json")
         limits = self.cgroups.create(spec.sandbox_id, spec.memory_bytes, spec.cpus, spec.pids_max)
         return limits, mask
+
+    def _userns(self, sandbox_id: str) -> dict[str, object]:
+        if self.userns == "off":
+            return {}
+        return {"uid": self.uids.first_uid(sandbox_id), "size": SIZE, "required": self.userns == "on"}
 
     def _mask(self, spec: SandboxSpec) -> tuple[str, list[str]]:
         """The image's mask layer and binds, made on first use (a few ms) and reused by its every sandbox."""
@@ -341,6 +364,7 @@ class ProcessRuntime(Runtime):
     def remove(self, handle: Handle) -> None:
         Cgroups.kill_all(handle.cgroups)
         self._remove_cgroups(handle.cgroups)
+        self.uids.release(handle.sandbox_id)
         if handle.sandbox_dir and Path(handle.sandbox_dir).parent == self.sandboxes_dir:
             rootfs.unmount(Path(handle.sandbox_dir))  # the sandbox's disk: its files go with it
             shutil.rmtree(handle.sandbox_dir, ignore_errors=True)

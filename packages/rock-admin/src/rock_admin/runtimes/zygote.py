@@ -22,6 +22,7 @@ Run as `python -m rock_admin.runtimes.zygote CONTROL_SOCKET`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import importlib
 import json
@@ -137,8 +138,17 @@ def _build_root(spec: dict[str, Any]) -> None:
     os.chdir("/")
 
 
-def _run_rocklet(spec: dict[str, Any], run_dir: str, listen_fd: int) -> None:
+def _run_rocklet(spec: dict[str, Any], run_dir: str, listen_fd: int, userns_fd: int = -1) -> None:
     """C: the rocklet on a Unix socket (never returns)."""
+    if userns_fd >= 0:
+        # Root inside, the unprivileged host uid of the sandbox's id map outside (every capability it keeps
+        # holds for its own namespace only); then no supplementary group of the host's root.
+        linux.setns(userns_fd, linux.CLONE_NEWUSER)
+        os.close(userns_fd)
+        os.setresgid(0, 0, 0)
+        os.setgroups([])
+        os.setresuid(0, 0, 0)
+    seccomp.install_sandbox_filter()
     if spec["isolate"]:
         linux.drop_capabilities()
     os.environ.clear()
@@ -236,10 +246,82 @@ def _mount_cgroups(joined: bool) -> None:
     linux.mount(None, CGROUP_ROOT, None, linux.MS_REMOUNT | linux.MS_RDONLY | flags)
 
 
+def _user_namespace(spec: dict[str, Any]) -> tuple[int, dict[str, str], str]:
+    """In B, still host root: the sandbox's user namespace (ids 0..size-1 inside are host ids uid..uid+size-1)
+    as an fd for C to enter, and the overlay's lower layers as id-mapped copies (`/proc/self/fd/N`) so that
+    the host's root-owned files are root's inside. With `userns: auto`, a kernel or file system that cannot
+    id-map leaves the sandbox without one (-1, {}, why); with `on` that fails the start."""
+    userns = spec.get("userns") or {}
+    if not userns.get("uid"):
+        return -1, {}, ""
+    fd, layers = -1, {}
+    try:
+        fd = _new_user_namespace(int(userns["uid"]), int(userns["size"]))
+        for key in ("mask", "rootfs"):
+            layers[key] = f"/proc/self/fd/{linux.idmapped_tree(spec[key], fd)}"
+        _set_sysctls(USERNS_SYSCTLS)
+        return fd, layers, ""
+    except OSError as exc:
+        for path in layers.values():
+            os.close(int(path.rsplit("/", 1)[1]))
+        if fd >= 0:
+            os.close(fd)
+        if userns.get("required"):
+            raise
+        return -1, {}, f"{type(exc).__name__}: {exc}"
+
+
+#: In the sandbox's network namespace (owned by the host's user namespace, where its root holds no
+#: capability): the low ports and ICMP sockets that Docker's containers have without NET_BIND_SERVICE/NET_RAW.
+USERNS_SYSCTLS = {
+    "net/ipv4/ip_unprivileged_port_start": "0",
+    "net/ipv4/ping_group_range": "0 2147483647",
+}
+
+
+def _set_sysctls(values: dict[str, str]) -> None:
+    for name, value in values.items():
+        with open(f"/proc/sys/{name}", "w") as f:
+            f.write(value)
+
+
+def _new_user_namespace(uid: int, size: int) -> int:
+    """A user namespace with the id map `0 uid size` (uid = gid), as an fd: made by a throwaway child of B (a
+    process cannot leave a user namespace; B must stay host root to build the mounts)."""
+    up_r, up_w = os.pipe()
+    done_r, done_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(up_r)
+            os.close(done_w)
+            linux.unshare(linux.CLONE_NEWUSER)
+            # Its pid on the host (B's /proc is still the host's): B writes its maps there.
+            os.write(up_w, os.readlink("/proc/self").encode())
+            os.read(done_r, 1)
+        finally:
+            os._exit(0)
+    os.close(up_w)
+    os.close(done_r)
+    try:
+        host_pid = os.read(up_r, 32).decode()
+        if not host_pid:
+            raise OSError(errno.EPERM, "unshare(CLONE_NEWUSER) failed")
+        for name in ("uid_map", "gid_map"):
+            with open(f"/proc/{host_pid}/{name}", "w") as f:
+                f.write(f"0 {uid} {size}\n")
+        return os.open(f"/proc/{host_pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(up_r)
+        os.close(done_w)
+        os.waitpid(pid, 0)
+
+
 def _init(spec: dict[str, Any], report_fd: int) -> None:
     """B: set up the root, start C, reap until C exits; write C's end to `exit.json` (never returns)."""
     run_dir = RUN_DIR if spec["isolate"] else spec["run_dir"]
     host_pid = 0
+    userns_fd, userns_error = -1, ""
     try:
         # The zygote ignores SIGCHLD (auto-reaping); as pid 1, B waits for its children itself.
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -257,7 +339,12 @@ def _init(spec: dict[str, Any], report_fd: int) -> None:
             linux.unshare((linux.CLONE_ALL & ~linux.CLONE_NEWPID) | linux.CLONE_NEWCGROUP)
             socket.sethostname(spec["hostname"])
             linux.loopback_up()
-            _build_root(spec)
+            userns_fd, layers, userns_error = _user_namespace(spec)
+            try:
+                _build_root({**spec, **layers})
+            finally:
+                for path in layers.values():
+                    os.close(int(path.rsplit("/", 1)[1]))
             _mount_cgroups(bool(spec.get("cgroup_procs")))
         log_fd = _create_own(f"{run_dir}/rocklet.log", append=True)
         devnull = os.open("/dev/null", os.O_RDONLY)
@@ -275,9 +362,21 @@ def _init(spec: dict[str, Any], report_fd: int) -> None:
         os.chmod(sock_path, 0o600)
         listener.listen(2048)
         listener.set_inheritable(True)
-        # Last, once the namespaces and mounts are built: B and all it starts (the rocklet, sandbox code) run
-        # with no_new_privs and the syscall filter for good; a kernel that refuses it fails the start.
-        seccomp.install_sandbox_filter()
+        child = os.fork()
+        if child == 0:
+            os.close(report_fd)
+            try:
+                _run_rocklet(spec, run_dir, listener.fileno(), userns_fd)
+            except BaseException:
+                traceback.print_exc()
+            os._exit(70)
+        # Once the namespaces and mounts are built, B too runs with no_new_privs and the syscall filter for
+        # good (C, which enters the user namespace first, installs its own); a refusing kernel fails the start.
+        try:
+            seccomp.install_sandbox_filter()
+        except BaseException:
+            os.kill(child, signal.SIGKILL)
+            raise
     except BaseException as exc:
         with contextlib.suppress(BaseException):
             _write_json(
@@ -285,17 +384,12 @@ def _init(spec: dict[str, Any], report_fd: int) -> None:
                 {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc(), "pid": host_pid},
             )
         os._exit(1)
-    child = os.fork()
-    if child == 0:
-        os.close(report_fd)
-        try:
-            _run_rocklet(spec, run_dir, listener.fileno())
-        except BaseException:
-            traceback.print_exc()
-        os._exit(70)
     listener.close()
+    if userns_fd >= 0:
+        os.close(userns_fd)
+    reply = {"ok": True, "rocklet_pid_in_ns": child, "pid": host_pid, "userns": userns_fd >= 0}
     with contextlib.suppress(OSError):
-        _write_json(report_fd, {"ok": True, "rocklet_pid_in_ns": child, "pid": host_pid})
+        _write_json(report_fd, {**reply, "userns_error": userns_error} if userns_error else reply)
     os.close(report_fd)
     # pid 1 gets no default signal actions: forward TERM/INT to the rocklet, ignore the rest.
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

@@ -59,6 +59,7 @@ def test_store_semantics(redis: Redis) -> None:
 
 def test_write_and_read_node_share_only_redis_and_survive_its_restart(redis: Redis, tmp_path: Path) -> None:
     settings = {"store": "redis", "redis_url": redis.url, "redis_prefix": f"c{uuid.uuid4().hex[:8]}"}
+    settings["token_key_file"] = str(tmp_path / "rocklet-token.key")  # the one secret every node shares
     with (
         running_admin(tmp_path / "write", role="write", **settings) as write,
         # Its own state dir: every record it sees comes from Redis.

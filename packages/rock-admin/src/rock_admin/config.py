@@ -98,6 +98,9 @@ class AdminConfig:
     userns_base: int = 100_000
     #: API keys; when any is set, every request needs one (`X-API-Key` or `Authorization: Bearer`).
     api_keys: list[str] = field(default_factory=list)
+    #: The secret rocklet tokens are derived from (0600; made when absent). Default `<state_dir>/rocklet-token.key`;
+    #: every node of a cluster must read the same secret.
+    token_key_file: str = ""
     #: Admin keys: valid keys that see (list, drive, stop, delete) every sandbox; any other key sees only the
     #: sandboxes it started (with the same `X-User-Id` / `X-Namespace`), and the others do not exist for it.
     admin_keys: list[str] = field(default_factory=list)
@@ -211,3 +214,6 @@ class AdminConfig:
             raise ConfigError(f"gem_mode: expected sandbox or pooled, got {self.gem_mode!r}")
         parse_size(self.max_memory, "max_memory")
         self.state_dir = os.path.abspath(os.path.expanduser(self.state_dir))
+        self.token_key_file = os.path.abspath(
+            os.path.expanduser(self.token_key_file or os.path.join(self.state_dir, "rocklet-token.key"))
+        )

@@ -29,6 +29,7 @@ from rock_admin.service.forward import WriteForwarder
 from rock_admin.service.gem import GemService
 from rock_admin.service.lifecycle import Metrics, SandboxService
 from rock_admin.service.tenancy import Caller, bind, key_hash, unbind
+from rock_admin.service.tokens import TokenKey
 from rock_admin.store import SandboxStore, open_store
 
 log = logging.getLogger("rock_admin.http")
@@ -86,7 +87,9 @@ class Middleware:
     """API keys (when configured), the caller each request is served for (`tenancy`), and per-operation
     request counts/latencies, as a plain ASGI wrapper."""
 
-    def __init__(self, app: Any, keys: list[str], metrics: Metrics, admin_keys: list[str] | None = None) -> None:
+    def __init__(
+        self, app: Any, keys: list[str], metrics: Metrics, admin_keys: list[str] | None = None
+    ) -> None:
         self.app = app
         self.keys = [k.encode() for k in keys]
         self.admin_keys = [k.encode() for k in admin_keys or []]
@@ -219,7 +222,7 @@ def _litestar(lifespan: Any) -> Litestar:
 
 def _create_read_app(config: AdminConfig, store: SandboxStore) -> Any:
     """A read node: the data plane over the shared store, lifecycle calls relayed to `write_url`."""
-    plane = ReadPlane(store)
+    plane = ReadPlane(store, TokenKey.from_file(config.token_key_file))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

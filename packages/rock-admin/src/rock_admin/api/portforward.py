@@ -38,7 +38,7 @@ async def _dial(plane: DataPlane, sb: Sandbox, port: int) -> ClientConnection:
     handle = sb.handle
     assert handle is not None
     endpoint = plane.endpoint(handle)
-    token = sb.record.get("token", "")
+    token = plane.token(sb)
     options: dict[str, Any] = {
         "additional_headers": {"X-API-Key": token} if token else {},
         "open_timeout": OPEN_TIMEOUT,

@@ -28,6 +28,7 @@ from rock_admin.service import tenancy
 from rock_admin.service.errors import SandboxError, SandboxNotFoundError, SandboxNotRunningError
 from rock_admin.service.metrics import Metrics
 from rock_admin.service.rawhttp import RawPool
+from rock_admin.service.tokens import TokenKey
 from rock_admin.store import SandboxStore
 
 log = logging.getLogger("rock_admin.dataplane")
@@ -81,8 +82,9 @@ class Sandbox:
 class DataPlane(ABC):
     """Forwarding to rocklets plus the record views; subclasses say where sandboxes come from."""
 
-    def __init__(self, store: SandboxStore) -> None:
+    def __init__(self, store: SandboxStore, tokens: TokenKey) -> None:
         self.store = store
+        self.tokens = tokens
         self.metrics = Metrics()
 
     @abstractmethod
@@ -116,6 +118,10 @@ class DataPlane(ABC):
             raise not_running(sb)
         return sb
 
+    def token(self, sb: Sandbox) -> str:
+        """What the sandbox's rocklet takes as its API key (derived; the store never holds it)."""
+        return self.tokens.token(sb.record)
+
     def connect(self, sb: Sandbox) -> RockletClient:
         if sb.client is None:
             handle = sb.handle
@@ -124,7 +130,7 @@ class DataPlane(ABC):
             sb.client = RockletClient(
                 endpoint.url or None,
                 uds=endpoint.uds or None,
-                auth_token=sb.record.get("token", ""),
+                auth_token=self.token(sb),
                 max_connections=ROCKLET_CONNECTIONS,
             )
         return sb.client
@@ -133,7 +139,7 @@ class DataPlane(ABC):
         if sb.raw is None:
             handle = sb.handle
             assert handle is not None
-            sb.raw = RawPool(self.endpoint(handle), sb.record.get("token", ""), ROCKLET_CONNECTIONS)
+            sb.raw = RawPool(self.endpoint(handle), self.token(sb), ROCKLET_CONNECTIONS)
         return sb.raw
 
     def client_for(self, sandbox_id: str | None) -> tuple[Sandbox, RockletClient]:
@@ -246,8 +252,8 @@ def status_view(rec: dict[str, Any]) -> SandboxStatusResponse:
 class ReadPlane(DataPlane):
     """A read node's data plane: no runtime, no zygote; routes come from the shared store (cached)."""
 
-    def __init__(self, store: SandboxStore) -> None:
-        super().__init__(store)
+    def __init__(self, store: SandboxStore, tokens: TokenKey) -> None:
+        super().__init__(store, tokens)
         self.cache: dict[str, Sandbox] = {}
         self._activity: dict[str, float] = {}
         self._flusher: asyncio.Task[None] | None = None
@@ -357,7 +363,7 @@ class ReadPlane(DataPlane):
 
 
 def _route(record: dict[str, Any]) -> tuple[Any, Any]:
-    return record.get("handle"), record.get("token")
+    return record.get("handle"), record.get("token_nonce") or record.get("token")
 
 
 def _version() -> str:

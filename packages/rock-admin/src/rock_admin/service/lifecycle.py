@@ -13,7 +13,6 @@ import json
 import logging
 import math
 import re
-import secrets
 import time
 import uuid
 from typing import Any
@@ -22,10 +21,11 @@ from rock.actions import SandboxStartRequest
 from rock_admin.config import AdminConfig, ConfigError, parse_size
 from rock_admin.images import ImageStore, UnknownImageError
 from rock_admin.runtimes import Endpoint, Handle, Runtime, SandboxSpec, SandboxStartError
-from rock_admin.service import tenancy
+from rock_admin.service import tenancy, tokens
 from rock_admin.service.dataplane import DataPlane, Sandbox
 from rock_admin.service.errors import SandboxError, SandboxNotFoundError, SandboxNotRunningError
 from rock_admin.service.metrics import Metrics
+from rock_admin.service.tokens import TokenKey
 from rock_admin.store import SandboxStore
 
 log = logging.getLogger("rock_admin.lifecycle")
@@ -52,7 +52,7 @@ class SandboxService(DataPlane):
     def __init__(
         self, config: AdminConfig, store: SandboxStore, runtime: Runtime, images: ImageStore
     ) -> None:
-        super().__init__(store)
+        super().__init__(store, TokenKey.from_file(config.token_key_file))
         self.config = config
         self.runtime = runtime
         self.images = images
@@ -257,7 +257,7 @@ class SandboxService(DataPlane):
             "namespace": headers.get("x-namespace"),
             "cluster": headers.get("x-cluster"),
             "owner": tenancy.owner_of_new(),
-            "token": secrets.token_hex(16),
+            "token_nonce": tokens.new_nonce(),
             "state_history": [
                 {"from_state": None, "to_state": "pending", "event": "create", "timestamp": now, "reason": ""}
             ],
@@ -287,7 +287,7 @@ class SandboxService(DataPlane):
             memory_bytes=rec["memory_bytes"],
             cpus=rec["cpus_limit"],
             pids_max=self.config.pids_max,
-            token=rec["token"],
+            token=self.token(sb),
             env=rec.get("env") or {},
             pull=rec.get("pull", "missing"),
             disk_bytes=parse_size(rec["disk"], "disk") if rec.get("disk") else 0,

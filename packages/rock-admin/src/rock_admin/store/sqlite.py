@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -25,7 +26,7 @@ CREATE TABLE IF NOT EXISTS activity (sandbox_id TEXT PRIMARY KEY, seen REAL NOT 
 
 class SqliteStore(SandboxStore):
     def __init__(self, path: str) -> None:
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        _private(path)
         self.path = path
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -99,3 +100,15 @@ class SqliteStore(SandboxStore):
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _private(path: str) -> None:
+    """The DB's dir 0700 and the DB 0600 before SQLite opens it (its -wal and -shm take the DB's mode); files
+    an older admin made 0644 are narrowed."""
+    parent = os.path.dirname(path) or "."
+    os.makedirs(parent, mode=0o700, exist_ok=True)
+    os.chmod(parent, 0o700)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(name, 0o600)

@@ -35,3 +35,6 @@ for project in packages/*/pyproject.toml integration/pyproject.toml; do
 done
 echo "setup: installing ${#members[@]} members editable: ${members[*]}"
 "${pip[@]}" "torch==2.13.0" "${members[@]}" --group dev
+
+# The published upstream clients in their own venv, for the compatibility tests (cached by its own stamp).
+PYTHON=$PYTHON bash scripts/peers-venv.sh

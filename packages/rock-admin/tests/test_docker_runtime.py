@@ -260,3 +260,42 @@ def test_port_forward_to_a_server_in_the_container(
             assert ws.close_code == 1011 and "refused" in (ws.close_reason or "")
     finally:
         _remove_containers(engine_client, state)
+
+
+def test_container_privileges_writable_root_and_disk(
+    docker_admin: Admin, engine_client: docker.DockerClient
+) -> None:
+    """The process runtime's capability set and no_new_privs; a writable root as upstream's; `disk` enforced on
+    the root layer where the engine can, else on /tmp (and always on the run dir), ENOSPC at the limit."""
+    from rock_admin.runtimes import linux
+
+    with docker_admin.client() as http:
+        sid = start_sandbox(http, memory="256m", disk="64m")
+        ok(http.post("/create_session", json={"sandbox_id": sid, "session": "s"}))
+        status = run(http, sid, "grep -E '^(CapEff|CapBnd|NoNewPrivs):' /proc/self/status")["output"].split()
+        mask = f"{sum(1 << cap for cap in linux.KEEP_CAPS):016x}"
+        assert status == ["CapEff:", mask, "CapBnd:", mask, "NoNewPrivs:", "1"], status
+        host = _container(engine_client, sid).attrs["HostConfig"]
+        assert not host.get("ReadonlyRootfs")
+        steps = run(
+            http, sid, "mkdir /root/x && useradd -m rockuser && su rockuser -c 'id -un' && touch /etc/x"
+        )
+        assert steps["exit_code"] == 0 and steps["output"].strip() == "rockuser", steps
+        # The run dir (shared with the host) takes no setuid files or devices, and runs nothing.
+        mounts = run(http, sid, "grep ' /run/rocklet ' /proc/self/mountinfo")["output"].split()
+        assert {"nosuid", "nodev", "noexec"} <= set(mounts[5].split(",")), mounts
+        assert (docker_admin.state_dir / "docker").stat().st_mode & 0o077 == 0
+        full = run(http, sid, "dd if=/dev/zero of=/tmp/big bs=1M count=80 2>&1")["output"]
+        assert "No space left on device" in full, full
+        message = ok(http.get("/get_status", params={"sandbox_id": sid}))["limits_message"]  # type: ignore[index]
+        if (host.get("StorageOpt") or {}).get("size"):
+            rootful = run(http, sid, "rm /tmp/big; dd if=/dev/zero of=/root/big bs=1M count=80 2>&1")[
+                "output"
+            ]
+            assert "No space left on device" in rootful, rootful
+        else:  # Podman's overlay on ext4 here: the engine says why it cannot, and the status carries it
+            assert "xfs" in message and "/tmp and /run/rocklet are tmpfs" in message, message
+            assert run(http, sid, "rm /tmp/big && touch /tmp/small")["exit_code"] == 0
+        ok(http.post("/delete", json={"sandbox_id": sid}))
+        with open("/proc/self/mountinfo") as table:
+            assert not [line for line in table if sid in line]

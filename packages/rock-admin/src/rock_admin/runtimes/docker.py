@@ -8,6 +8,12 @@ under the engine's init. It listens on a Unix socket in a per-sandbox host dir m
 with `bridge` it listens on TCP, published on 127.0.0.1. Containers are labelled with the admin (a hash of its
 state dir) and the sandbox id: a restarted admin adopts its own, and removes those no record knows. Engine
 calls block, so they run in a bounded thread pool; one events stream reports every container's death.
+
+Containers run with the process runtime's capabilities (Docker's default set minus MKNOD) and no_new_privs; the
+root is writable, as upstream's. `disk` goes to the engine as the root layer's size (StorageOpt) where its
+storage driver can limit it; where it cannot (overlay on a file system without project quotas, as Podman's
+storage here), /tmp becomes a tmpfs of that size instead, and the status says so. The run dir is a tmpfs of
+that size too (nosuid, nodev, noexec; 0700 under a 0700 `docker/`).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from rock_admin.runtimes import linux, rootfs
 from rock_admin.runtimes.base import Endpoint, Handle, Runtime, SandboxSpec, SandboxStartError
 from rock_admin.runtimes.process import UDS_MAX, _pid_start, _python_paths
 from rocklet.config import SESSION_ENV_VAR
@@ -42,6 +49,12 @@ LABEL_ADMIN = "rock.admin"
 LABEL_SANDBOX = "rock.sandbox_id"
 #: How long `start` waits for the rocklet's socket to appear; the lifecycle's startup timeout rules beyond.
 SOCKET_WAIT = 10.0
+_CAP_NAMES = {
+    0: "CHOWN", 1: "DAC_OVERRIDE", 3: "FOWNER", 4: "FSETID", 5: "KILL", 6: "SETGID", 7: "SETUID", 8: "SETPCAP",
+    10: "NET_BIND_SERVICE", 13: "NET_RAW", 18: "SYS_CHROOT", 29: "AUDIT_WRITE", 31: "SETFCAP",
+}  # fmt: skip
+#: The capabilities a container keeps: the process runtime's set, by the engine's names.
+CAPS = [_CAP_NAMES[cap] for cap in linux.KEEP_CAPS]
 
 
 def admin_id(state_dir: str) -> str:
@@ -106,6 +119,7 @@ class DockerRuntime(Runtime):
         self.state_dir = Path(state_dir)
         self.sandboxes_dir = self.state_dir / "docker"
         self.sandboxes_dir.mkdir(parents=True, exist_ok=True)
+        self.sandboxes_dir.chmod(0o700)  # the run dirs (the rocklet's socket and state) are the admin's alone
         self.network = network
         self.admin = admin_id(state_dir)
         self.base_url = docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
@@ -127,6 +141,8 @@ class DockerRuntime(Runtime):
         self._events_thread: threading.Thread | None = None
         self._closed = False
         self._dir_fd = -1
+        #: Why the engine cannot limit a container's root layer (StorageOpt size); empty until it refuses once.
+        self._no_disk_opt = ""
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
@@ -165,7 +181,8 @@ class DockerRuntime(Runtime):
         image = self._image(spec.image.name, spec.pull)
         sdir = self.sandboxes_dir / spec.sandbox_id
         run_dir = sdir / "run"
-        run_dir.mkdir(parents=True, exist_ok=True)
+        os.makedirs(sdir, mode=0o700, exist_ok=True)
+        self._run_dir(run_dir, spec.disk_bytes)
         with contextlib.suppress(FileNotFoundError):
             (run_dir / "rocklet.sock").unlink()
         name = f"rock-{self.admin}-{spec.sandbox_id}"
@@ -198,7 +215,8 @@ class DockerRuntime(Runtime):
             sandbox_dir=str(sdir),
             isolation=f"container {container.short_id} ({self.base_url}), network {self.network}",
             limits_enforced=True,
-            limits_message="memory, cpus and pids limits set on the container by the engine",
+            limits_message="memory, cpus and pids limits set on the container by the engine; "
+            + self._disk_message(container.attrs.get("HostConfig", {})),
             cgroups=_memory_cgroup(pid) if pid else [],
             container=container.id,
         )
@@ -221,6 +239,25 @@ class DockerRuntime(Runtime):
         except errors.DockerException as exc:
             raise SandboxStartError(f"image {name!r}: pull failed: {self._engine_error(exc)}") from exc
 
+    @staticmethod
+    def _run_dir(run_dir: Path, disk_bytes: int) -> None:
+        """A tmpfs (nosuid, nodev, noexec: the container's bind of it is too) of the sandbox's disk size; a plain
+        dir where the admin may not mount (not root)."""
+        try:
+            rootfs.mount_tmpfs(run_dir, disk_bytes)
+        except PermissionError:
+            run_dir.mkdir(parents=True, exist_ok=True)
+
+    def _disk_message(self, host_config: dict[str, Any]) -> str:
+        if (host_config.get("StorageOpt") or {}).get("size"):
+            return "disk: the root layer's size, set by the engine"
+        if self._no_disk_opt:
+            return (
+                f"disk: not on the root layer (the engine: {self._no_disk_opt}); /tmp and /run/rocklet are "
+                "tmpfs of the disk size"
+            )
+        return "disk: no limit"
+
     def _existing(self, name: str) -> Any:
         """A container of a stopped sandbox being restarted: started again, with its files."""
         with contextlib.suppress(self._docker.errors.NotFound):
@@ -228,9 +265,27 @@ class DockerRuntime(Runtime):
         return None
 
     def _create(self, spec: SandboxSpec, image: Any, name: str, run_dir: Path) -> Any:
+        """Create the container, with the root layer's size where the engine can limit it (else /tmp a tmpfs)."""
+        if spec.disk_bytes and not self._no_disk_opt:
+            try:
+                return self._create_with(
+                    spec, image, name, run_dir, {"storage_opt": {"size": str(spec.disk_bytes)}}
+                )
+            except self._docker.errors.APIError as exc:
+                reason = self._engine_error(exc)
+                if "storage-opt" not in reason and "storage_opt" not in reason.lower():
+                    raise
+                self._no_disk_opt = reason.rsplit(": ", 1)[-1][:300]
+                log.info("the engine cannot limit a container's root layer: %s", self._no_disk_opt)
+        extra = {"tmpfs": {"/tmp": f"rw,exec,nosuid,nodev,size={spec.disk_bytes}"}} if spec.disk_bytes else {}
+        return self._create_with(spec, image, name, run_dir, extra)
+
+    def _create_with(
+        self, spec: SandboxSpec, image: Any, name: str, run_dir: Path, extra: dict[str, Any]
+    ) -> Any:
         mounts = [self._docker.types.Mount(RUN_DIR, str(run_dir), type="bind")]
         mounts += [self._docker.types.Mount(p, p, type="bind", read_only=True) for p in self._binds]
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = dict(extra)
         if self.network == "bridge":
             kwargs["ports"] = {f"{ROCKLET_PORT}/tcp": ("127.0.0.1", None)}
         return self.client.containers.create(
@@ -253,6 +308,9 @@ class DockerRuntime(Runtime):
             memswap_limit=spec.memory_bytes,  # no swap: the limit is the limit
             nano_cpus=int(spec.cpus * 1e9),
             pids_limit=spec.pids_max,
+            cap_drop=["ALL"],
+            cap_add=CAPS,
+            security_opt=["no-new-privileges"],
             working_dir="/root",
             detach=True,
             **kwargs,
@@ -281,6 +339,7 @@ class DockerRuntime(Runtime):
         with contextlib.suppress(self._docker.errors.NotFound):
             self.client.api.remove_container(handle.container, force=True, v=True)
         if handle.sandbox_dir and Path(handle.sandbox_dir).parent == self.sandboxes_dir:
+            rootfs.unmount(Path(handle.sandbox_dir) / "run")
             shutil.rmtree(handle.sandbox_dir, ignore_errors=True)
 
     def _state(self, container: str) -> dict[str, Any]:
@@ -430,6 +489,7 @@ class DockerRuntime(Runtime):
                 with contextlib.suppress(self._docker.errors.NotFound):
                     container.remove(force=True, v=True)
                 if sandbox_id:
+                    rootfs.unmount(self.sandboxes_dir / sandbox_id / "run")
                     shutil.rmtree(self.sandboxes_dir / sandbox_id, ignore_errors=True)
                 removed.append(sandbox_id or container.id)
         if removed:

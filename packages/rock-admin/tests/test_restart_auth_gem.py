@@ -33,7 +33,7 @@ def test_kill9_restart_keeps_sandboxes_and_api_keys(tmp_path: Path) -> None:
             # Same sandbox, same shell: state survived the admin's death.
             assert run(http, sid, "echo $KEEP $(pwd)")["output"].strip() == "42 /tmp"
             history = ok(http.get("/get_status", params={"sandbox_id": sid}))["state_history"]  # type: ignore[index]
-            assert [h["to_state"] for h in history] == ["pending", "running"]
+            assert [h["to_state"] for h in history] == ["running"]
 
 
 def test_rocklet_token_is_per_sandbox(http: httpx.Client, admin: Admin) -> None:

@@ -7,9 +7,10 @@ Additions are optional fields (`auto_clear_seconds`, `failure_reason`, `limits_e
 
 from __future__ import annotations
 
-from typing import Any, Generic, Literal, TypeVar
+from datetime import datetime, timezone
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field, field_validator
 
 from rock.actions.base import SandboxRequest, WireModel
 
@@ -22,6 +23,17 @@ CODE_INTERNAL = 5000
 CODE_COMMAND_ERROR = 6000
 
 State = Literal["pending", "running", "stopped", "failed", "archiving", "archived", "deleted"]
+
+
+def _iso(value: Any) -> Any:
+    """Epoch seconds (how the admin keeps times) as ISO 8601 with the zone: upstream's models want strings."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, timezone.utc).isoformat()
+    return value
+
+
+#: A point in time on the wire: an ISO 8601 string, as upstream (`2026-01-21T19:38:00+08:00`).
+Timestamp = Annotated[str, BeforeValidator(_iso)]
 
 
 class RockResponse(WireModel, Generic[T]):
@@ -86,15 +98,17 @@ class PhaseStatus(WireModel):
 
     status: str = "waiting"
     message: str = ""
-    started_at: float | None = None
-    completed_at: float | None = None
+    started_at: Timestamp | None = None
+    completed_at: Timestamp | None = None
 
 
 class StateHistoryEntry(WireModel):
-    from_state: str | None = None
+    """A transition (upstream's `StateTransitionRecord`); `reason` is an addition."""
+
+    from_state: str
     to_state: str
     event: str
-    timestamp: float
+    timestamp: Timestamp
     reason: str = ""
 
 
@@ -114,23 +128,34 @@ class SandboxStatusResponse(WireModel):
     namespace: str | None = None
     cpus: float | None = None
     memory: str | None = None
-    num_gpus: int | None = None
+    num_gpus: float | None = None
     accelerator_type: str | None = None
     disk: str | None = None
     state: State | None = None
-    start_time: float | None = None
-    stop_time: float | None = None
-    create_time: float | None = None
-    delete_time: float | None = None
-    auto_stop_time: float | None = None
+    start_time: Timestamp | None = None
+    stop_time: Timestamp | None = None
+    create_time: Timestamp | None = None
+    archive_time: Timestamp | None = None
+    delete_time: Timestamp | None = None
+    auto_stop_time: Timestamp | None = None
+    auto_archive_time: Timestamp | None = None
+    auto_delete_time: Timestamp | None = None
     state_history: list[StateHistoryEntry] = Field(default_factory=list)
     # Additions.
     failure_reason: str | None = None
     auto_clear_seconds: float | None = None
-    last_activity_time: float | None = None
+    last_activity_time: Timestamp | None = None
     isolation: str | None = None
     limits_enforced: bool | None = None
     limits_message: str | None = None
+
+    @field_validator("state_history", mode="before")
+    @classmethod
+    def _transitions_only(cls, history: Any) -> Any:
+        # Upstream's history holds transitions only (from_state is a state); the creation is `create_time`.
+        if isinstance(history, list):
+            return [h for h in history if not (isinstance(h, dict) and h.get("from_state") is None)]
+        return history
 
 
 class SandboxIdRequest(SandboxRequest):

@@ -299,3 +299,38 @@ def test_container_privileges_writable_root_and_disk(
         ok(http.post("/delete", json={"sandbox_id": sid}))
         with open("/proc/self/mountinfo") as table:
             assert not [line for line in table if sid in line]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="namespaces need the admin to run as root")
+def test_process_runtime_on_an_imported_image_root(engine: str, tmp_path: Path) -> None:
+    """The process runtime on a rootfs that is not the host's (the base image's, mounted by Podman): the image's
+    files below, the rocklet's interpreter bound in, a writable root, nothing of the host's."""
+    root = podman.podman_dir()
+    rootfs = podman.podman(root, "image", "mount", podman.BASE_IMAGE).strip()
+    try:
+        state = tmp_path / "admin"
+        cli = [
+            sys.executable,
+            "-m",
+            "rock_admin",
+            "image",
+            "import",
+            "deb:1",
+            rootfs,
+            "--state-dir",
+            str(state),
+        ]
+        subprocess.run(cli, check=True, capture_output=True)
+        with running_admin(state) as admin, admin.client() as http:
+            sid = start_sandbox(http, image="deb:1", disk="64m")
+            ok(http.post("/create_session", json={"sandbox_id": sid, "session": "s"}))
+            image_python = run(http, sid, "cat /etc/debian_version && /usr/bin/python3 --version")
+            assert image_python["exit_code"] == 0 and "Python 3.11" in image_python["output"], image_python
+            assert run(http, sid, "mkdir /root/x && useradd -m rockuser && echo ok")["output"].strip() == "ok"
+            assert run(http, sid, f"test -e {Path(__file__)}")["exit_code"] != 0
+            full = run(http, sid, "dd if=/dev/zero of=/root/big bs=1M count=80 2>&1")["output"]
+            assert "No space left on device" in full, full
+            ok(http.post("/delete", json={"sandbox_id": sid}))
+        assert not (Path(rootfs) / "root" / "x").exists()
+    finally:
+        podman.podman(root, "image", "unmount", podman.BASE_IMAGE)

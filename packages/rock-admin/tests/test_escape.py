@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -18,7 +19,7 @@ import httpx
 import pytest
 
 from rock_admin.runtimes import linux, seccomp
-from rock_admin.testing import ok, run, start_sandbox
+from rock_admin.testing import ok, run, running_admin, start_sandbox
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the process runtime's namespaces need root")
 
@@ -46,11 +47,17 @@ def _wait_failed(http: httpx.Client, sid: str, timeout: float = 20) -> dict:
 
 
 @needs_root
-def test_exit_reason_does_not_follow_symlinks_planted_in_the_run_dir(
-    http: httpx.Client, sandbox: str, tmp_path: Path
-) -> None:
+def test_exit_reason_does_not_follow_symlinks_planted_in_the_run_dir(tmp_path: Path) -> None:
     """The sandbox swaps its log and exit.json for links to host files, then kills its rocklet: the admin's
-    failure reason must show neither file (it used to show the log link's tail)."""
+    failure reason must show neither file (it used to show the log link's tail). Sandbox root is host root
+    here (`userns: off`, as where the kernel cannot id-map): with a user namespace it cannot swap the log."""
+    with running_admin(tmp_path / "admin", userns="off") as admin, admin.client() as http:
+        sid = start_sandbox(http)
+        ok(http.post("/create_session", json={"sandbox_id": sid, "session": "s"}))
+        _plant_links_and_die(http, sid, tmp_path)
+
+
+def _plant_links_and_die(http: httpx.Client, sandbox: str, tmp_path: Path) -> None:
     secret_log = tmp_path / "other-sandbox-secret.log"
     secret_log.write_text("SECRET-LOG-7f3a\n")
     secret_json = tmp_path / "other-sandbox-state.json"
@@ -66,6 +73,24 @@ def test_exit_reason_does_not_follow_symlinks_planted_in_the_run_dir(
     reason = status["failure_reason"]
     assert "SECRET" not in reason, reason
     assert "rocklet killed by SIGKILL" in reason, reason  # the sandbox's own exit.json, written anew
+
+
+@needs_root
+def test_sandbox_cannot_swap_its_socket_for_another(http: httpx.Client, two) -> None:
+    """The admin connects to `run/rocklet.sock` on the host: a sandbox that replaced it with a link to another
+    socket (another sandbox's, the engine's) would have the admin send its calls there."""
+    a, b = two
+    other = ok(http.get("/get_status", params={"sandbox_id": b}))["metadata"]["uds"]  # type: ignore[index]
+    swap = (
+        f"ln -sf {other} /run/rocklet/evil.sock && mv -f /run/rocklet/evil.sock /run/rocklet/rocklet.sock;"
+        " rm -f /run/rocklet/rocklet.sock; ln -sf /etc/hostname /run/rocklet/rocklet.log; ls -l /run/rocklet"
+    )
+    listing = run(http, a, swap)["output"]
+    assert "rocklet.sock ->" not in listing and "rocklet.log ->" not in listing, listing
+    # What the admin connects to is still the socket B bound, and it is still sandbox A's rocklet.
+    uds = ok(http.get("/get_status", params={"sandbox_id": a}))["metadata"]["uds"]  # type: ignore[index]
+    assert stat.S_ISSOCK(os.lstat(uds).st_mode)
+    assert run(http, a, "hostname")["output"].strip() == a[:63]
 
 
 # --- seccomp, applied to every sandbox ---

@@ -267,10 +267,13 @@ class ProcessRuntime(Runtime):
             os.makedirs(d, mode=0o755, exist_ok=True)  # upper/ gives the merged root its mode
         if "tmp" in dirs:
             os.chmod(dirs["tmp"], 0o1777)
-        if self.userns != "off":  # the sandbox's root owns its writable layer and run dir (not the work dir)
+        if self.userns != "off":
             uid = self.uids.first_uid(spec.sandbox_id)
-            for name in ("upper", "run"):
-                os.chown(dirs[name], uid, uid, follow_symlinks=False)
+            os.chown(dirs["upper"], uid, uid)  # the merged root's owner: the sandbox's root
+            # The run dir stays the host root's, sticky: the sandbox writes there (the rocklet's state) but
+            # cannot swap what B made in it (the socket the admin connects to, the log, exit.json) for a link.
+            os.chown(dirs["run"], 0, 0)
+            os.chmod(dirs["run"], 0o1777)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(dirs["run"] / "exit.json")
         limits = self.cgroups.create(spec.sandbox_id, spec.memory_bytes, spec.cpus, spec.pids_max)

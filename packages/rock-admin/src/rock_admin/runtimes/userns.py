@@ -2,8 +2,8 @@
 `base + k*SIZE .. base + (k+1)*SIZE - 1` (its 0..65535 inside), one range per sandbox, none the host's root.
 
 A sandbox keeps its range across stop/restart (its files are owned by it): the range is recorded by the owner
-of the sandbox's `run/` dir, which the admin creates and chowns to the range's first uid, so an admin restart
-finds every range in use again without any other state.
+of the sandbox's `upper/` dir (its root), which the admin creates and chowns to the range's first uid, so an
+admin restart finds every range in use again without any other state.
 """
 
 from __future__ import annotations
@@ -29,15 +29,15 @@ class UidRanges:
 
     def _scan(self) -> dict[str, int]:
         slots = {}
-        for run in self.sandboxes_dir.glob("*/run"):
-            slot = self._slot_of(run)
+        for upper in self.sandboxes_dir.glob("*/upper"):
+            slot = self._slot_of(upper)
             if slot is not None:
-                slots[run.parent.name] = slot
+                slots[upper.parent.name] = slot
         return slots
 
-    def _slot_of(self, run: Path) -> int | None:
+    def _slot_of(self, upper: Path) -> int | None:
         try:
-            uid = os.lstat(run).st_uid
+            uid = os.lstat(upper).st_uid
         except OSError:
             return None
         if uid < self.base or (uid - self.base) % SIZE:
@@ -51,7 +51,7 @@ class UidRanges:
                 self._slots = self._scan()
             slot = self._slots.get(sandbox_id)
             if slot is None:
-                slot = self._slot_of(self.sandboxes_dir / sandbox_id / "run")
+                slot = self._slot_of(self.sandboxes_dir / sandbox_id / "upper")
             if slot is None:
                 used = set(self._slots.values())
                 slot = next(k for k in range(len(used) + 1) if k not in used)

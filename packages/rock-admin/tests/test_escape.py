@@ -286,6 +286,39 @@ def test_restart_keeps_the_sandbox_uid_range(http: httpx.Client, sandbox: str) -
     assert kept["output"].split() == ["0", "kept", "more"], kept
 
 
+_USERNS_FALLBACK = textwrap.dedent(
+    """
+    import json, os
+    from rock_admin.runtimes import zygote
+
+    def attempt(required):
+        spec = {"userns": {"uid": 100000, "size": 65536, "required": required}, "mask": "/nonexistent", "rootfs": "/"}
+        try:
+            fd, layers, why = zygote._user_namespace(spec)
+        except OSError as exc:
+            return ["raised", str(exc)]
+        return [fd, layers, why, len(os.listdir("/proc/self/fd"))]
+
+    before = len(os.listdir("/proc/self/fd"))
+    print(json.dumps({"auto": attempt(False), "on": attempt(True), "fds_before": before}))
+    """
+)
+
+
+@needs_root
+def test_userns_that_cannot_id_map_falls_back_or_fails_as_configured() -> None:
+    """`auto`: the sandbox starts without a user namespace and says why; `on`: the start fails."""
+    result = subprocess.run(
+        [sys.executable, "-c", _USERNS_FALLBACK], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    fd, layers, why, fds_after = seen["auto"]
+    assert (fd, layers) == (-1, {}) and "open_tree /nonexistent" in why, seen
+    assert fds_after == seen["fds_before"]  # nothing leaked (the user namespace's fd, the layers)
+    assert seen["on"][0] == "raised" and "open_tree /nonexistent" in seen["on"][1], seen
+
+
 # --- seccomp, the filter itself ---
 
 

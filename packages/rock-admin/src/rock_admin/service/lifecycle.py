@@ -42,6 +42,16 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
 }
 LIVE_STATES = ("pending", "running")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def _disk_bytes(disk: str | None) -> int:
+    """A record's `disk` in bytes; 0 (no limit) for records older than its validation that hold no size."""
+    try:
+        return parse_size(disk, "disk") if disk else 0
+    except ConfigError:
+        return 0
+
+
 HISTORY_KEPT = 100
 
 
@@ -290,7 +300,7 @@ class SandboxService(DataPlane):
             token=self.token(sb),
             env=rec.get("env") or {},
             pull=rec.get("pull", "missing"),
-            disk_bytes=parse_size(rec["disk"], "disk") if rec.get("disk") else 0,
+            disk_bytes=_disk_bytes(rec.get("disk")),
         )
         sb.launching = True
         try:

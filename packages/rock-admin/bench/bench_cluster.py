@@ -233,7 +233,8 @@ async def faults(
 def cluster(state: Path, store: str) -> Iterator[tuple[Admin, list[Admin], Redis | None]]:
     with contextlib.ExitStack() as stack:
         redis = None
-        settings: dict[str, str] = {"store": store, "auto_stop_interval": "5"}
+        # 1,000 sandboxes within the pids budget of a host whose pid_max is 32768 (an idle one holds 2-3)
+        settings: dict[str, str] = {"store": store, "auto_stop_interval": "5", "pids_max": "24"}
         if store == "redis":
             redis = stack.enter_context(running_redis(state / "redis"))
             settings["redis_url"] = redis.url

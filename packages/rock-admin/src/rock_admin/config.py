@@ -45,6 +45,11 @@ def parse_size(value: str | int | float, field_name: str = "memory") -> int:
     return int(number)
 
 
+def host_pid_max() -> int:
+    with open("/proc/sys/kernel/pid_max") as f:
+        return int(f.read())
+
+
 def default_state_dir() -> str:
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return os.path.join(base, "rock-admin")
@@ -112,8 +117,13 @@ class AdminConfig:
     auto_stop_interval: float = 1.0
     max_cpus: float = 16.0
     max_memory: str = "64g"
-    #: Most processes per sandbox (fork bombs stop here).
-    pids_max: int = 4096
+    #: Most processes (threads count) per sandbox: a fork bomb stops here.
+    pids_max: int = 256
+    #: Most processes all sandboxes together may hold (the sum of their `pids_max`): a start beyond it is refused.
+    #: 0: the host's `kernel.pid_max` minus `pids_reserve`; -1: no budget.
+    pids_budget: int = 0
+    #: Pids kept for the host when `pids_budget` is derived.
+    pids_reserve: int = 4096
     #: GEM: `sandbox` (one sandbox per env, upstream) or `pooled` (many envs per sandbox).
     gem_mode: str = "sandbox"
     gem_image: str = "python:3.11"
@@ -213,6 +223,15 @@ class AdminConfig:
         if self.gem_mode not in ("sandbox", "pooled"):
             raise ConfigError(f"gem_mode: expected sandbox or pooled, got {self.gem_mode!r}")
         parse_size(self.max_memory, "max_memory")
+        if self.pids_max < 8:
+            raise ConfigError(
+                f"pids_max: a sandbox needs at least 8 (init, rocklet, a shell), got {self.pids_max!r}"
+            )
+        if self.pids_budget < -1 or self.pids_reserve < 0:
+            raise ConfigError(
+                f"pids_budget: expected -1 (none), 0 (derived) or a count, and pids_reserve >= 0, "
+                f"got {self.pids_budget!r}, {self.pids_reserve!r}"
+            )
         self.state_dir = os.path.abspath(os.path.expanduser(self.state_dir))
         self.token_key_file = os.path.abspath(
             os.path.expanduser(self.token_key_file or os.path.join(self.state_dir, "rocklet-token.key"))

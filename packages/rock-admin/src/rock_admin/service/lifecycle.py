@@ -18,7 +18,7 @@ import uuid
 from typing import Any
 
 from rock.actions import SandboxStartRequest
-from rock_admin.config import AdminConfig, ConfigError, parse_size
+from rock_admin.config import AdminConfig, ConfigError, host_pid_max, parse_size
 from rock_admin.images import ImageStore, UnknownImageError
 from rock_admin.runtimes import Endpoint, Handle, Runtime, SandboxSpec, SandboxStartError
 from rock_admin.service import tenancy, tokens
@@ -69,6 +69,7 @@ class SandboxService(DataPlane):
         self.sandboxes: dict[str, Sandbox] = {}
         self._scanner: asyncio.Task[None] | None = None
         self.max_memory = parse_size(config.max_memory, "max_memory")
+        self.pids_budget = _pids_budget(config)
 
     # ------------------------------------------------------------------ service start/stop
 
@@ -240,9 +241,24 @@ class SandboxService(DataPlane):
             "startup_timeout": float(startup_timeout),
         }
 
+    def _check_pids(self, pids_max: int) -> None:
+        """Refuse a start whose pids limit would take the sandboxes' total past `pids_budget` (the host keeps
+        the rest: fork bombs in every sandbox at once cannot exhaust its pids)."""
+        if self.pids_budget is None:
+            return
+        live = [sb for sb in self.sandboxes.values() if sb.state in LIVE_STATES]
+        held = sum(sb.record.get("pids_max", self.config.pids_max) for sb in live)
+        if held + pids_max > self.pids_budget:
+            raise SandboxError(
+                f"pids_budget: {len(live)} live sandboxes hold {held} of the host's budget of "
+                f"{self.pids_budget} pids; another needs {pids_max} (pids_max). Stop a sandbox, or lower "
+                "pids_max / raise pids_budget (kernel.pid_max) in the admin's config"
+            )
+
     async def start(self, req: SandboxStartRequest, headers: dict[str, str] | None = None) -> Sandbox:
         """Record the sandbox as pending and start it in the background (`start_async`)."""
         checked = self._validate(req)
+        self._check_pids(self.config.pids_max)
         headers = headers or {}
         now = time.time()
         sandbox_id = req.sandbox_id or uuid.uuid4().hex
@@ -258,6 +274,7 @@ class SandboxService(DataPlane):
             "cpus_limit": checked["cpus_limit"],
             "auto_clear_seconds": checked["auto_clear_seconds"],
             "startup_timeout": checked["startup_timeout"],
+            "pids_max": self.config.pids_max,
             "env": req.env or {},
             "pull": req.pull,
             "create_time": now,
@@ -296,7 +313,7 @@ class SandboxService(DataPlane):
             image=self.images.get(rec["image"]),
             memory_bytes=rec["memory_bytes"],
             cpus=rec["cpus_limit"],
-            pids_max=self.config.pids_max,
+            pids_max=rec.get("pids_max", self.config.pids_max),
             token=self.token(sb),
             env=rec.get("env") or {},
             pull=rec.get("pull", "missing"),
@@ -445,6 +462,7 @@ class SandboxService(DataPlane):
             return sb
         if sb.state not in TRANSITIONS["restart"][0]:
             raise SandboxError(f"sandbox {sandbox_id}: cannot restart from state {sb.state}")
+        self._check_pids(sb.record.get("pids_max", self.config.pids_max))
         sb.ready = asyncio.Event()
         self._transition(sb, "restart")
         sb.record["last_activity_time"] = time.time()
@@ -497,3 +515,17 @@ class SandboxService(DataPlane):
         for sb in self.sandboxes.values():
             result[sb.state] = result.get(sb.state, 0) + 1
         return result
+
+
+def _pids_budget(config: AdminConfig) -> int | None:
+    """The sandboxes' pids budget on this host; None where there is none (or the sandboxes are on other hosts)."""
+    if config.pids_budget == -1 or config.scheduler != "local":
+        return None
+    if config.pids_budget > 0:
+        return config.pids_budget
+    try:
+        pid_max = host_pid_max()
+    except (OSError, ValueError):
+        log.warning("kernel.pid_max unreadable: no pids budget (set pids_budget)")
+        return None
+    return max(pid_max - config.pids_reserve, config.pids_max)

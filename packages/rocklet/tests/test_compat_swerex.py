@@ -5,7 +5,6 @@ its own exception classes back (SWE-agent catches `swerex.exceptions.CommandTime
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -125,13 +124,26 @@ asyncio.run(main())
 """
 
 
-def test_rock_remote_sandbox_runtime_gets_its_own_exceptions(tmp_path: Path) -> None:
-    # Upstream's runtime client sends no X-API-Key: an unauthenticated rocklet, as upstream's own containers run.
-    with running_rocklet(tmp_path) as r:
-        out = run_upstream(ROCK_RUNTIME, URL=r.url or "")
+def test_rock_remote_sandbox_runtime_gets_its_own_exceptions(rocklet: RunningRocklet) -> None:
+    # Upstream's runtime client sends no X-API-Key: the token rides in the host URL (Basic auth).
+    url = (rocklet.url or "").replace("http://", f"http://rock:{TOKEN}@")
+    out = run_upstream(ROCK_RUNTIME, URL=url)
     # (ROCK's own rocklet trims the output to "hi"; ours keeps SWE-ReX's trailing newline.)
     assert out["alive"] is True and out["run"] == ["hi\n", 0]
     assert out["non_zero"] == "rock.rocklet.exceptions.NonZeroExitCodeError"
     assert out["timeout"] == "rock.rocklet.exceptions.CommandTimeoutError"
     assert out["no_session"] == "rock.rocklet.exceptions.SessionDoesNotExistError"
     assert out["execute"] == ["x\n", 0] and out["read"] == "w"
+
+
+NO_TOKEN = r"""
+import asyncio, json, os
+from rock.sandbox.remote_sandbox import RemoteSandboxRuntime
+print(json.dumps((asyncio.run(RemoteSandboxRuntime(host=os.environ["URL"], timeout=10).is_alive())).is_alive))
+"""
+
+
+def test_rock_remote_sandbox_runtime_without_the_token_is_refused(rocklet: RunningRocklet) -> None:
+    assert run_upstream(NO_TOKEN, URL=rocklet.url or "") is False
+    wrong = (rocklet.url or "").replace("http://", "http://rock:wrong@")
+    assert run_upstream(NO_TOKEN, URL=wrong) is False

@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     from rocklet.app import create_app
+    from rocklet.server import QuietServer
 
     config = RockletConfig(
         auth_token=args.auth_token,
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         server_kwargs["uds"] = args.uds
     else:
         server_kwargs.update(host=args.host, port=args.port)
-    uvicorn.run(app, **server_kwargs)  # type: ignore[arg-type]
+    QuietServer(uvicorn.Config(app, **server_kwargs)).run()  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -37,6 +37,7 @@ from typing import Any
 import uvicorn
 
 import rocklet.app
+import rocklet.server
 from rock_admin.runtimes import linux, seccomp
 
 #: Preloaded once, before any fork, so no sandbox imports them again.
@@ -179,12 +180,13 @@ def _run_rocklet(spec: dict[str, Any], run_dir: str, listen_fd: int, userns_fd: 
         # The server config was loaded in the zygote; only the token and the socket are this sandbox's.
         _AUTH.__init__(_PREBUILT, config.auth_token)
         _UVICORN_CONFIG.fd = listen_fd
-        uvicorn.Server(_UVICORN_CONFIG).run()
+        rocklet.server.QuietServer(_UVICORN_CONFIG).run()  # no idle tick (rocklet.server)
     else:
         app = ApiKeyMiddleware(_PREBUILT, config.auth_token) if config.auth_token else _PREBUILT
-        uvicorn.run(
+        server_config = uvicorn.Config(
             app, fd=listen_fd, log_level="warning", access_log=False, lifespan="on", timeout_keep_alive=3600
         )
+        rocklet.server.QuietServer(server_config).run()
     os._exit(0)
 
 

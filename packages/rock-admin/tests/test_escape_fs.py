@@ -65,10 +65,13 @@ def test_planted_setuid_shell_gives_no_root(http: httpx.Client, sandbox: str, ad
         shell = f"{p}/sbash -p -c 'echo EUID=\\$EUID'"  # expanded by the planted shell, not the outer one
         out = run(http, sandbox, f'{" ".join(NOBODY)} "{shell}" 2>&1')["output"]
         assert "EUID=0" not in out, (p, out)
-    # Every writable mount in the sandbox is nosuid and nodev.
-    for point, options in _mounts_inside(http, sandbox).items():
+    # Every writable mount in the sandbox is nosuid and nodev; those upstream's containers run nothing from too.
+    mounts = _mounts_inside(http, sandbox)
+    for point, options in mounts.items():
         if "rw" in options:
             assert {"nosuid", "nodev"} <= options, (point, options)
+    for point in ("/run/rocklet", "/dev/shm"):
+        assert "noexec" in mounts[point], (point, mounts[point])
     # On the host: the sandbox's files are the admin's alone (0700 from the sandboxes dir down), and a
     # planted shell reached there gives nobody root either.
     sandboxes = admin.state_dir / "sandboxes"

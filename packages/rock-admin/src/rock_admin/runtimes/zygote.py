@@ -122,12 +122,14 @@ def _build_root(spec: dict[str, Any]) -> None:
         linux.mount(f"/dev/{node}", f"{dev}/{node}", None, linux.MS_BIND)
     for d in ("pts", "shm"):
         os.mkdir(f"{dev}/{d}")
-    linux.mount("devpts", f"{dev}/pts", "devpts", linux.MS_NOSUID, "newinstance,ptmxmode=0666,mode=620")
+    pts_flags = linux.MS_NOSUID | linux.MS_NOEXEC
+    linux.mount("devpts", f"{dev}/pts", "devpts", pts_flags, "newinstance,ptmxmode=0666,mode=620")
     os.symlink("pts/ptmx", f"{dev}/ptmx")
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "fd/0"), ("stdout", "fd/1"), ("stderr", "fd/2")):
         os.symlink(target, f"{dev}/{name}")
     linux.make_tree_readonly(dev)
-    linux.mount("tmpfs", f"{dev}/shm", "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "size=64m,mode=1777")
+    shm_flags = linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC  # as Docker's /dev/shm
+    linux.mount("tmpfs", f"{dev}/shm", "tmpfs", shm_flags, "size=64m,mode=1777")
     linux.mount("proc", root + "/proc", "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
     linux.mount(root + "/proc/sys", root + "/proc/sys", None, linux.MS_BIND)
     linux.mount(None, root + "/proc/sys", None, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY)

@@ -15,6 +15,7 @@ from litestar.exceptions import HTTPException, NotFoundException, ValidationExce
 from litestar.openapi import OpenAPIConfig
 
 from rock_admin import __version__
+from rock_admin.api.envelope import TOO_DEEP
 from rock_admin.api.gem import PREFIX as GEM_PREFIX
 from rock_admin.api.gem import gem_router
 from rock_admin.api.portforward import refuse_handshake
@@ -56,6 +57,10 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 
 
 def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if isinstance(exc, RecursionError):  # the body parser gave up on its depth: a bad body, not our error
+        if request.url.path.startswith(SANDBOX_PREFIX):
+            return _validation_error(request, ValueError(TOO_DEEP))
+        return Response({"detail": TOO_DEEP}, status_code=400)
     log.exception("unhandled error on %s", request.url.path)
     if request.url.path.startswith(SANDBOX_PREFIX):
         body = {

@@ -30,6 +30,8 @@ log = logging.getLogger("rock_admin.api")
 T = TypeVar("T")
 _JSON = "application/json"
 _COMMAND_ERRORS = (NonZeroExitCodeError, CommandTimeoutError, BashIncorrectSyntaxError)
+#: A body whose JSON nests deeper than the parsers go (they raise RecursionError).
+TOO_DEEP = "body: the JSON nests too deeply"
 
 
 class Envelope(BaseModel):

@@ -37,6 +37,7 @@ from rock.rocklet_client import raise_for_response
 from rock_admin.api.envelope import (
     ENVELOPE_RESPONSES,
     STREAM_RESPONSES,
+    TOO_DEEP,
     StreamOperation,
     envelope,
     failed,
@@ -285,6 +286,8 @@ async def run_in_session(request: Request[Any, Any, Any]) -> Response[bytes]:
             raise ValueError("the body must be a JSON object")
     except ValueError as exc:
         return failed("invalid parameter", 4000, error=f"body: {exc}")
+    except RecursionError:
+        return failed("invalid parameter", 4000, error=TOO_DEEP)
     sandbox_id = body.get("sandbox_id")
     try:
         payload = await _data(request).post_raw(sandbox_id, "/run_in_session", raw)

@@ -124,6 +124,8 @@ class GemService:
             body = json.loads(raw)
         except ValueError as exc:
             raise SandboxError(f"invalid JSON body: {exc}") from None
+        except RecursionError:
+            raise SandboxError("body: the JSON nests too deeply") from None
         handle = body.get("sandbox_id") if isinstance(body, dict) else None
         if not isinstance(handle, str) or not handle:
             raise SandboxError("sandbox_id is required (the id `make` returned)")

@@ -41,7 +41,12 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "delete": (("stopped", "failed"), "deleted"),
 }
 LIVE_STATES = ("pending", "running")
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+#: Docker's limit on an image reference's name; printable ASCII without spaces.
+MAX_IMAGE = 255
+_IMAGE = re.compile(r"[!-~]+")
+#: The smallest CPU quota the kernel takes (1 ms per 100 ms period).
+MIN_CPUS = 0.01
 
 
 def _disk_bytes(disk: str | None) -> int:
@@ -197,9 +202,14 @@ class SandboxService(DataPlane):
                 raise SandboxError(f"disk={req.disk} is below the minimum of 16m")
         except ConfigError as exc:
             raise SandboxError(str(exc)) from None
+        for name, value in (("cpus", req.cpus), ("limit_cpus", req.limit_cpus)):
+            if value is None or (name == "limit_cpus" and not value):
+                continue
+            if not (value > 0) or math.isinf(value):
+                raise SandboxError(f"{name}={value} must be a positive number")
+            if value < MIN_CPUS:
+                raise SandboxError(f"{name}={value:g} is below the minimum of {MIN_CPUS:g}")
         cpus = req.limit_cpus if req.limit_cpus else req.cpus
-        if not (cpus > 0) or math.isinf(cpus):
-            raise SandboxError(f"cpus={cpus} must be a positive number")
         if cpus > self.config.max_cpus:
             raise SandboxError(
                 f"cpus={cpus} exceeds the maximum allowed per sandbox ({self.config.max_cpus:g})"
@@ -210,11 +220,18 @@ class SandboxService(DataPlane):
             )
         if req.auto_archive_seconds is not None and req.auto_delete_seconds is not None:
             raise SandboxError("auto_archive_seconds and auto_delete_seconds cannot be set together")
+        if len(req.image) > MAX_IMAGE or not _IMAGE.fullmatch(req.image):
+            raise SandboxError(
+                f"image: expected a name like 'python:3.11' (at most {MAX_IMAGE} printable characters, no "
+                f"spaces), got {req.image[:80]!r}{'...' if len(req.image) > 80 else ''}"
+            )
         try:
             image = self.images.get(req.image)
         except UnknownImageError as exc:
             raise SandboxError(str(exc)) from None
-        if req.sandbox_id is not None and not _ID.match(req.sandbox_id):
+        except OSError as exc:  # the message names a host path: say only what failed
+            raise SandboxError(f"image {req.image!r}: cannot be looked up ({exc.strerror})") from None
+        if req.sandbox_id is not None and not _ID.fullmatch(req.sandbox_id):
             raise SandboxError(
                 f"sandbox_id {req.sandbox_id!r}: use 1-128 letters, digits, '_', '.', '-' (starting with a letter or digit)"
             )

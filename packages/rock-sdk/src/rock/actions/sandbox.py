@@ -83,6 +83,17 @@ class SandboxStartRequest(WireModel):
     #: Addition: environment variables for every session and command of the sandbox.
     env: dict[str, str] | None = None
 
+    @field_validator("env")
+    @classmethod
+    def _env_is_an_environment(cls, env: dict[str, str] | None) -> dict[str, str] | None:
+        """What `execve` can take: a name without `=` or NUL, a value without NUL (else the start fails late)."""
+        for name, value in (env or {}).items():
+            if not name or "=" in name or "\0" in name:
+                raise ValueError(f"env: variable name {name!r} must be non-empty, without '=' or NUL")
+            if "\0" in value:
+                raise ValueError(f"env: the value of {name!r} contains a NUL byte")
+        return env
+
 
 class SandboxStartResponse(SandboxResponse):
     sandbox_id: str | None = None

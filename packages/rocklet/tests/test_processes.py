@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import httpx
+import pytest
 
-from rocklet.testing import error_of
+from rocklet.processes import truncation_marker
+from rocklet.testing import error_of, running_rocklet
 
 
 def _wait(http: httpx.Client, pid: str, timeout: float = 30) -> dict:
@@ -102,3 +105,33 @@ def test_process_errors(http: httpx.Client) -> None:
     )
     assert error_of(http.get("/processes/nope/output"))["class_path"].endswith("ProcessDoesNotExistError")
     http.delete("/processes/dup")
+
+
+def test_output_files_are_capped_with_a_marker(tmp_path: Path) -> None:
+    cap = 100_000
+    with (
+        running_rocklet(tmp_path, extra_args=["--max-process-output-bytes", str(cap)]) as r,
+        r.client() as http,
+    ):
+        # 20 MB of stdout, then a line on stderr: the process runs to its end (never blocked on a full pipe).
+        command = "head -c 20000000 /dev/zero | tr '\\0' a; echo done >&2"
+        pid = http.post("/processes", json={"command": command, "process_id": "big"}).json()["process_id"]
+        info = _wait(http, pid, timeout=60)
+        assert info["exit_code"] == 0
+        marker = truncation_marker(cap)
+        assert info["stdout_bytes"] == cap + len(marker)
+        out = http.get(f"/processes/{pid}/output").json()
+        assert out["stdout"] == "a" * cap + marker.decode()
+        assert "output truncated at 100000 bytes" in out["stdout"]
+        assert out["stderr"] == "done\n"
+        on_disk = tmp_path / "state" / "processes" / "big.stdout"
+        assert on_disk.stat().st_size == cap + len(marker)
+        # Streamed reads end at the marker too.
+        streamed = http.get(f"/processes/{pid}/stream").content
+        assert streamed.endswith(marker) and len(streamed) == cap + len(marker)
+
+
+def test_output_cap_must_be_positive(tmp_path: Path) -> None:
+    bad = running_rocklet(tmp_path, extra_args=["--max-process-output-bytes", "0"], startup_timeout=20)
+    with pytest.raises(RuntimeError, match="max_process_output_bytes"), bad:
+        pass

@@ -36,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest file read_file returns (default %(default)s)",
     )
     parser.add_argument(
+        "--max-process-output-bytes",
+        type=int,
+        default=defaults.max_process_output_bytes,
+        help="most bytes a background process's stdout (and stderr) file keeps (default %(default)s)",
+    )
+    parser.add_argument(
         "--max-body-bytes",
         type=int,
         default=defaults.max_body_bytes,
@@ -67,6 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         max_output_bytes=args.max_output_bytes,
         max_read_bytes=args.max_read_bytes,
         max_body_bytes=args.max_body_bytes,
+        max_process_output_bytes=args.max_process_output_bytes,
         state_dir=args.state_dir,
     )
     app = create_app(config)

@@ -45,6 +45,10 @@ class RockletConfig:
     max_output_bytes: int = field(default_factory=lambda: _env_int("ROCKLET_MAX_OUTPUT_BYTES", 8 * MIB))
     #: Largest file `/read_file` and `/read_file_bytes` return in one reply (use `/download` for more).
     max_read_bytes: int = field(default_factory=lambda: _env_int("ROCKLET_MAX_READ_BYTES", 64 * MIB))
+    #: Most bytes a background process's stdout (and its stderr) file keeps; the rest is discarded after a marker.
+    max_process_output_bytes: int = field(
+        default_factory=lambda: _env_int("ROCKLET_MAX_PROCESS_OUTPUT_BYTES", 256 * MIB)
+    )
     #: Largest request body (uploads included).
     max_body_bytes: int = field(default_factory=lambda: _env_int("ROCKLET_MAX_BODY_BYTES", 1024 * MIB))
     #: Directory for session rc files, long commands, process output and upload staging (default: a temp dir).

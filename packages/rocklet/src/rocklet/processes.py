@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shlex
 import signal
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -15,52 +13,78 @@ from pathlib import Path
 
 from rock.actions import ProcessInfo, ProcessOutputResponse, StartProcessRequest
 from rock.exceptions import ProcessDoesNotExistError, ProcessExistsError
+from rocklet.child import Child
 
 
 class BackgroundProcess:
-    """One started process. Its stdout/stderr are pumped into files; readers wait on `_changed`."""
+    """One started process. Its stdout/stderr go to files, each capped at `max_bytes` (then a marker line, and
+    the rest is read and discarded so the process never blocks on a full pipe); readers wait on `_changed`."""
 
-    def __init__(
-        self, process_id: str, request: StartProcessRequest, proc: asyncio.subprocess.Process, out_dir: Path
-    ) -> None:
+    def __init__(self, process_id: str, request: StartProcessRequest, out_dir: Path, max_bytes: int) -> None:
         self.id = process_id
         self.request = request
-        self.proc = proc
         self.started_at = time.time()
         self.ended_at: float | None = None
         self.exit_code: int | None = None
         self.signal: int | None = None
         self.paths = {"stdout": out_dir / f"{process_id}.stdout", "stderr": out_dir / f"{process_id}.stderr"}
         self.sizes = {"stdout": 0, "stderr": 0}
+        self._truncated: set[str] = set()
+        self._max = max_bytes
         self._changed = asyncio.Event()
-        self._pumps_done = asyncio.Event()
         self._exited = asyncio.Event()
-        self._tasks = [
-            asyncio.ensure_future(self._pump("stdout", proc.stdout)),
-            asyncio.ensure_future(self._pump("stderr", proc.stderr)),
-            asyncio.ensure_future(self._wait()),
-        ]
-        self._open_pumps = 2
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+        self._files = {name: os.open(path, flags, 0o600) for name, path in self.paths.items()}
+        env = {**os.environ, **request.env} if request.env is not None else None
+        try:
+            self.child = Child(
+                request.command,
+                shell=request.shell,
+                env=env,
+                cwd=request.cwd,
+                merge_output=request.merge_output_streams,
+                stdout=lambda chunk: self._write("stdout", chunk),
+                stderr=lambda chunk: self._write("stderr", chunk),
+            )
+        except BaseException:
+            self._close_files()
+            for path in self.paths.values():
+                path.unlink(missing_ok=True)
+            raise
+        self.child.exited.add_done_callback(self._on_exit)
+        self.child.drained.add_done_callback(lambda _: self._on_drained())
 
     def _notify(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def _pump(self, name: str, stream: asyncio.StreamReader | None) -> None:
-        with self.paths[name].open("ab") as f:
-            if stream is not None:
-                while chunk := await stream.read(1 << 16):
-                    f.write(chunk)
-                    f.flush()
-                    self.sizes[name] += len(chunk)
-                    self._notify()
-        self._open_pumps -= 1
-        if self._open_pumps == 0:
-            self._pumps_done.set()
-            self._notify()
+    def _write(self, name: str, chunk: bytes) -> None:
+        if name in self._truncated:
+            return
+        kept = chunk[: self._max - self.sizes[name]]
+        if len(kept) < len(chunk):
+            self._truncated.add(name)
+            kept += truncation_marker(self._max)
+        try:
+            self.sizes[name] += os.write(self._files[name], kept)
+        except OSError:  # the sandbox's disk is full: keep what is there, read on so the process never blocks
+            self._truncated.add(name)
+        self._notify()
 
-    async def _wait(self) -> None:
-        code = await self.proc.wait()
+    def _on_drained(self) -> None:
+        self._close_files()
+        self._notify()
+
+    def _close_files(self) -> None:
+        for fd in self._files.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._files = {}
+
+    def _on_exit(self, exited: asyncio.Future[int]) -> None:
+        if exited.cancelled():
+            return
+        code = exited.result()
         self.ended_at = time.time()
         if code < 0:
             self.signal = -code
@@ -77,7 +101,7 @@ class BackgroundProcess:
     def info(self) -> ProcessInfo:
         return ProcessInfo(
             process_id=self.id,
-            pid=self.proc.pid,
+            pid=self.child.pid,
             command=self.request.command,
             running=self.running,
             exit_code=self.exit_code,
@@ -111,7 +135,7 @@ class BackgroundProcess:
             if data:
                 yield data
                 continue
-            if self._pumps_done.is_set():
+            if self.child.drained.done():
                 return
             if self.running:
                 await changed.wait()
@@ -125,16 +149,22 @@ class BackgroundProcess:
     def kill(self, sig: int) -> None:
         if self.running:
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, sig)
+                os.killpg(self.child.pid, sig)
 
     async def remove(self) -> None:
         self.kill(signal.SIGKILL)
         await self.wait(2.0)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.child.close_pipes()
         for path in self.paths.values():
             path.unlink(missing_ok=True)
+
+
+def truncation_marker(limit: int) -> bytes:
+    """The line that ends a capped output file: what was kept, and where the limit is set."""
+    return (
+        f"\n[rocklet: output truncated at {limit} bytes; the rest was discarded "
+        "(max_process_output_bytes / ROCKLET_MAX_PROCESS_OUTPUT_BYTES)]\n"
+    ).encode()
 
 
 def parse_signal(value: str | int) -> int:
@@ -150,10 +180,13 @@ def parse_signal(value: str | int) -> int:
 
 
 class ProcessManager:
-    def __init__(self, out_dir: Path, max_read_bytes: int) -> None:
+    def __init__(self, out_dir: Path, max_read_bytes: int, max_output_bytes: int) -> None:
         self._dir = out_dir
         self._dir.mkdir(parents=True, exist_ok=True)
         self._max_read = max_read_bytes
+        if max_output_bytes < 1:
+            raise ValueError(f"max_process_output_bytes: must be at least 1, not {max_output_bytes}")
+        self._max_output = max_output_bytes
         self._procs: dict[str, BackgroundProcess] = {}
 
     def get(self, process_id: str) -> BackgroundProcess:
@@ -168,24 +201,7 @@ class ProcessManager:
             raise ProcessExistsError(f"process {process_id!r} already exists")
         if not process_id.replace("-", "").replace("_", "").isalnum():
             raise ValueError(f"process_id: {process_id!r} may hold only letters, digits, '-' and '_'")
-        env = {**os.environ, **request.env} if request.env is not None else None
-        kwargs = {
-            "stdin": subprocess.DEVNULL,
-            "stdout": subprocess.PIPE,
-            "stderr": subprocess.STDOUT if request.merge_output_streams else subprocess.PIPE,
-            "env": env,
-            "cwd": request.cwd,
-            "start_new_session": True,
-        }
-        if request.shell:
-            text = request.command if isinstance(request.command, str) else shlex.join(request.command)
-            proc = await asyncio.create_subprocess_shell(text, **kwargs)
-        else:
-            argv = shlex.split(request.command) if isinstance(request.command, str) else list(request.command)
-            if not argv:
-                raise ValueError("command: empty")
-            proc = await asyncio.create_subprocess_exec(*argv, **kwargs)
-        process = BackgroundProcess(process_id, request, proc, self._dir)
+        process = BackgroundProcess(process_id, request, self._dir, self._max_output)
         self._procs[process_id] = process
         return process.info()
 

@@ -30,7 +30,9 @@ class Runtime:
         self.staging.mkdir(exist_ok=True)
         self.staging.chmod(0o700)
         self.sessions = SessionManager(self.state_dir, config.max_output_bytes, config.session_env)
-        self.processes = ProcessManager(self.state_dir / "processes", config.max_read_bytes)
+        self.processes = ProcessManager(
+            self.state_dir / "processes", config.max_read_bytes, config.max_process_output_bytes
+        )
         self.envs = EnvHost()
         self.replay = ReplayCache(
             ttl=config.replay_ttl_seconds,

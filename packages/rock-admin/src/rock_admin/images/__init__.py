@@ -105,8 +105,9 @@ class ImageStore:
         if name in self._builtin:
             return self._builtin[name]
         raise UnknownImageError(
-            f"image {name!r} is not in the local image store; available images: {', '.join(self.names())} "
-            "(add one with: rock-admin image import NAME ROOTFS_DIR_OR_TAR)"
+            # Upstream's wording first (its clients and users look for it), then what can be used here.
+            f"Failed to pull image {name}: not in the local image store (this admin pulls from no registry); "
+            f"available images: {', '.join(self.names())} (add one with: rock-admin image import NAME ROOTFS_DIR_OR_TAR)"
         )
 
     def import_image(self, name: str, source: str) -> Image:

@@ -328,6 +328,15 @@ def test_process_runtime_on_an_imported_image_root(engine: str, tmp_path: Path) 
             assert image_python["exit_code"] == 0 and "Python 3.11" in image_python["output"], image_python
             assert run(http, sid, "mkdir /root/x && useradd -m rockuser && echo ok")["output"].strip() == "ok"
             assert run(http, sid, f"test -e {Path(__file__)}")["exit_code"] != 0
+            # The image's own dirs keep their modes (the mask adds only what is missing): anyone may use /tmp.
+            modes = run(http, sid, "stat -c '%n %a' /tmp /root /usr /run/rocklet /home/user")[
+                "output"
+            ].split()
+            assert modes[:6] == ["/tmp", "1777", "/root", "700", "/usr", "755"], modes
+            assert (
+                run(http, sid, "su nobody -s /bin/sh -c 'echo x > /tmp/n && cat /tmp/n'")["output"].strip()
+                == "x"
+            )
             full = run(http, sid, "dd if=/dev/zero of=/root/big bs=1M count=80 2>&1")["output"]
             assert "No space left on device" in full, full
             ok(http.post("/delete", json={"sandbox_id": sid}))

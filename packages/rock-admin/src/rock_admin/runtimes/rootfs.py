@@ -57,6 +57,8 @@ SKELETON = {
     "var/local": 0o755,
     "var/opt": 0o755,
 }
+#: What any image's root needs for the sandbox: mount points and HOME.
+NEEDED = ("proc", "dev", "sys", "tmp", "run/rocklet", "home/user")
 #: Host /etc entries that are secrets (globs), hidden behind whiteouts; shadow and gshadow are replaced.
 ETC_SECRETS = (
     "shadow-",
@@ -73,7 +75,7 @@ ETC_SECRETS = (
     "rock-admin",
 )
 #: The mask's layout version: a change makes new masks (old ones are left to the admin's next mask mount).
-_VERSION = 1
+_VERSION = 2
 
 
 def _whiteout(path: str) -> None:
@@ -86,6 +88,24 @@ def _opaque_dir(path: str, mode: int) -> None:
     os.makedirs(path, exist_ok=True)
     os.chmod(path, mode)
     os.setxattr(path, "trusted.overlay.opaque", b"y")
+
+
+def _dirs_like(mask: str, rel: str, image: str) -> None:
+    """`rel` and its parents in the mask, each with the image's mode and owner where the image has it (the
+    mask's dir is what the merged root shows)."""
+    parts = rel.strip("/").split("/")
+    for i in range(1, len(parts) + 1):
+        sub = "/".join(parts[:i])
+        target = f"{mask}/{sub}"
+        if not os.path.isdir(target):
+            os.mkdir(target)
+            try:
+                st = os.stat(f"{image}/{sub}")
+            except OSError:
+                os.chmod(target, 0o1777 if sub == "tmp" else 0o755)
+                continue
+            os.chown(target, st.st_uid, st.st_gid)
+            os.chmod(target, st.st_mode & 0o7777)
 
 
 def _sanitized(path: str) -> str:
@@ -123,15 +143,15 @@ def build_mask(base: str, rootfs: str, host: bool, binds: list[str], hide: list[
     shutil.rmtree(tmp, ignore_errors=True)
     os.mkdir(tmp, 0o755)
     os.chmod(tmp, 0o755)  # the merged root's mode where the upper has none yet
-    for name, mode in EMPTY.items():
-        if host:
+    if not host:  # an image's own root: only what is missing, its own dirs' modes kept
+        for rel in [*NEEDED, *(b for b in binds if os.path.isdir(b))]:
+            _dirs_like(tmp, rel, rootfs)
+    else:
+        for name, mode in EMPTY.items():
             _opaque_dir(f"{tmp}/{name}", mode)
-        else:
+        for name, mode in SKELETON.items():
             os.makedirs(f"{tmp}/{name}", mode, exist_ok=True)
-    for name, mode in SKELETON.items():
-        os.makedirs(f"{tmp}/{name}", mode, exist_ok=True)
-        os.chmod(f"{tmp}/{name}", mode)
-    if host:
+            os.chmod(f"{tmp}/{name}", mode)
         os.symlink("/run", f"{tmp}/var/run")
         os.symlink("/run/lock", f"{tmp}/var/lock")
         needed = {p.lstrip("/").split("/", 1)[0] for p in binds}
@@ -151,7 +171,11 @@ def build_mask(base: str, rootfs: str, host: bool, binds: list[str], hide: list[
         secrets = [p for pattern in ETC_SECRETS for p in glob.glob(f"/etc/{pattern}")]
         for secret in [*secrets, *hide]:
             rel = secret.lstrip("/")
-            if rel.split("/", 1)[0] in ALLOWED and os.path.lexists(secret):
+            if (
+                rel.split("/", 1)[0] in ALLOWED
+                and os.path.lexists(secret)
+                and not os.path.lexists(f"{tmp}/{rel}")
+            ):
                 os.makedirs(os.path.dirname(f"{tmp}/{rel}"), exist_ok=True)
                 _whiteout(f"{tmp}/{rel}")
     for bind in binds:

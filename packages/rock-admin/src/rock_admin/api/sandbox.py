@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from litestar import Request, Response, Router, delete, get, post
 from litestar.datastructures import UploadFile
@@ -64,13 +66,35 @@ def _data(request: Request[Any, Any, Any]) -> DataPlane:
     return request.app.state.data
 
 
-async def _forward(request: Request[Any, Any, Any], sandbox_id: str | None, path: str) -> Response[bytes]:
-    """Send the (validated) body to the rocklet as is and wrap its reply, unparsed, in the envelope."""
+async def _forward(
+    request: Request[Any, Any, Any],
+    sandbox_id: str | None,
+    path: str,
+    method: bytes = b"POST",
+    body: bytes | None = None,
+) -> Response[Any]:
+    """Send the (validated) body to the rocklet as is and wrap its reply, unparsed, in the envelope; a large
+    reply (a file, process output) is relayed as it arrives, never held whole in the admin."""
     try:
-        payload = await _data(request).post_raw(sandbox_id, path, await request.body())
+        raw = await request.body() if body is None else body
+        reply = await _data(request).open_raw(sandbox_id, method, path, raw)
     except Exception as exc:
         return from_exception(exc, sandbox_id)
-    return Response(_HEAD + payload + b"}", media_type="application/json", status_code=200)
+    if reply.body is not None:
+        return Response(_HEAD + reply.body + b"}", media_type="application/json", status_code=200)
+    assert reply.chunks is not None
+    return Stream(
+        _enveloped(reply.chunks),
+        media_type="application/json",
+        headers={"content-length": str(len(_HEAD) + reply.length + 1)},
+    )
+
+
+async def _enveloped(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield _HEAD
+    async for chunk in chunks:
+        yield chunk
+    yield b"}"
 
 
 _HEAD = b'{"status":"Success","message":null,"error":null,"result":'
@@ -418,12 +442,11 @@ async def process_output(
     stderr_offset: int = 0,
     max_bytes: int | None = None,
 ) -> Response[bytes]:
-    return await envelope(
-        _data(request).call(
-            sandbox_id, lambda c: c.process_output(process_id, stdout_offset, stderr_offset, max_bytes)
-        ),
-        sandbox_id,
-    )
+    query = {"stdout_offset": stdout_offset, "stderr_offset": stderr_offset}
+    if max_bytes is not None:
+        query["max_bytes"] = max_bytes
+    path = f"/processes/{quote(process_id, safe='')}/output?{urlencode(query)}"
+    return await _forward(request, sandbox_id, path, b"GET", b"")
 
 
 @get("/processes/{process_id:str}/stream", responses=STREAM_RESPONSES, operation_class=StreamOperation)

@@ -27,7 +27,7 @@ from rock_admin.runtimes.process import short_path
 from rock_admin.service import tenancy
 from rock_admin.service.errors import SandboxError, SandboxNotFoundError, SandboxNotRunningError
 from rock_admin.service.metrics import Metrics
-from rock_admin.service.rawhttp import RawPool
+from rock_admin.service.rawhttp import RawPool, Reply
 from rock_admin.service.tokens import TokenKey
 from rock_admin.store import SandboxStore
 
@@ -40,6 +40,9 @@ ROCKLET_CONNECTIONS = 16
 #: A rocklet that cannot be reached this way was never sent the request (safe to retry after a refresh); one
 #: that refuses the token did not run it either (the id may have been deleted and reused with a new token).
 UNREACHABLE = (httpx.ConnectError, ConnectionRefusedError, FileNotFoundError, AuthenticationError)
+#: Rocklet replies up to this size are read at once (the fast path); larger ones (files, process output) are
+#: streamed through to the client, so the admin holds a chunk of them at a time.
+INLINE_REPLY_BYTES = 1 << 20
 #: How often a read node writes the activity it saw to the store (one batched write, not one per request).
 ACTIVITY_FLUSH_SECONDS = 1.0
 
@@ -170,6 +173,12 @@ class DataPlane(ABC):
         """POST bytes to the rocklet of a running sandbox through the lean keep-alive client; its reply's
         bytes come back (errors raised as by `RockletClient`)."""
         return await self._forward(sandbox_id, lambda sb: self.raw_pool(sb).post(path, body))
+
+    async def open_raw(self, sandbox_id: str | None, method: bytes, path: str, body: bytes) -> Reply:
+        """Like `post_raw`, but a reply over `INLINE_REPLY_BYTES` is relayed in chunks, never held whole."""
+        return await self._forward(
+            sandbox_id, lambda sb: self.raw_pool(sb).open(method, path, body, INLINE_REPLY_BYTES)
+        )
 
     async def is_alive(self, sandbox_id: str | None) -> IsAliveResponse:
         try:

@@ -1,19 +1,36 @@
-"""A minimal keep-alive HTTP/1.1 client over a Unix socket or TCP, for the admin's hottest path (GEM reset/step).
+"""A minimal keep-alive HTTP/1.1 client over a Unix socket or TCP, for the admin's hot paths (commands, files,
+GEM reset/step).
 
 httpx costs about half a millisecond of CPU per request; this costs a few tens of microseconds. It speaks only
-what the rocklet answers on that path (a JSON body with Content-Length) and raises rocklet errors like
-`RockletClient` does.
+what the rocklet answers on those paths (a body with Content-Length) and raises rocklet errors like
+`RockletClient` does. A large reply is not read into memory: `open` hands it on in chunks as they arrive.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import httpx
 
 from rock.rocklet_client import FORWARDED_REQUEST_ID, raise_for_response
 from rock_admin.runtimes.base import Endpoint
+
+#: Bytes per chunk of a streamed reply (what the admin holds of it at a time).
+CHUNK = 1 << 20
+_Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+@dataclass
+class Reply:
+    """A rocklet's 200 reply of `length` bytes: `body` when it was read at once, else `chunks` (iterate them to
+    the end or close them; the connection goes back to the pool, or is closed, when they finish)."""
+
+    length: int
+    body: bytes | None = None
+    chunks: AsyncIterator[bytes] | None = None
 
 
 class RawPool:
@@ -25,7 +42,7 @@ class RawPool:
         else:
             self._tcp = None
         self._auth = f"X-API-Key: {token}\r\n".encode() if token else b""
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._idle: list[_Conn] = []
         self._slots = asyncio.Semaphore(size)
 
     async def post(self, path: str, body: bytes) -> bytes:
@@ -35,32 +52,76 @@ class RawPool:
         return await self.request(b"GET", path, b"")
 
     async def request(self, method: bytes, path: str, body: bytes) -> bytes:
-        async with self._slots:
-            for attempt in (0, 1):
-                reused = bool(self._idle)
-                conn = self._idle.pop() if reused else await self._connect()
-                try:
-                    status, payload = await self._exchange(conn, method, path, body)
-                except (ConnectionError, asyncio.IncompleteReadError, OSError):
-                    conn[1].close()
-                    if reused and attempt == 0:  # a kept connection the server closed: once more, fresh
-                        continue
-                    raise
-                self._idle.append(conn)
-                if status != 200:
-                    request = httpx.Request(method.decode(), f"http://rocklet{path}")
-                    raise_for_response(httpx.Response(status, content=payload, request=request))
-                return payload
+        reply = await self.open(method, path, body, inline_max=None)
+        assert reply.body is not None
+        return reply.body
+
+    async def open(self, method: bytes, path: str, body: bytes, inline_max: int | None) -> Reply:
+        """Send the request; a reply longer than `inline_max` bytes comes as chunks (None: always read at once).
+        A non-200 reply (small: an error) is raised as `RockletClient` raises it."""
+        await self._slots.acquire()
+        try:
+            conn, status, length = await self._send(method, path, body)
+        except BaseException:
+            self._slots.release()
+            raise
+        if status == 200 and inline_max is not None and length > inline_max:
+            return Reply(length, chunks=self._relay(conn, length))
+        try:
+            payload = await conn[0].readexactly(length)
+        except BaseException:
+            conn[1].close()
+            raise
+        else:
+            self._idle.append(conn)
+        finally:
+            self._slots.release()
+        if status != 200:
+            request = httpx.Request(method.decode(), f"http://rocklet{path}")
+            raise_for_response(httpx.Response(status, content=payload, request=request))
+        return Reply(length, body=payload)
+
+    async def _send(self, method: bytes, path: str, body: bytes) -> tuple[_Conn, int, int]:
+        """A connection with the reply's head read: (connection, status, body length)."""
+        for attempt in (0, 1):
+            reused = bool(self._idle)
+            conn = self._idle.pop() if reused else await self._connect()
+            try:
+                status, length = await self._exchange(conn, method, path, body)
+            except (ConnectionError, asyncio.IncompleteReadError, OSError):
+                conn[1].close()
+                if reused and attempt == 0:  # a kept connection the server closed: once more, fresh
+                    continue
+                raise
+            except BaseException:
+                conn[1].close()
+                raise
+            return conn, status, length
         raise ConnectionError("unreachable")  # pragma: no cover
 
-    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _relay(self, conn: _Conn, length: int) -> AsyncIterator[bytes]:
+        reader, writer = conn
+        remaining = length
+        try:
+            while remaining:
+                chunk = await reader.read(min(remaining, CHUNK))
+                if not chunk:
+                    raise asyncio.IncompleteReadError(b"", remaining)
+                remaining -= len(chunk)
+                yield chunk
+        finally:
+            if remaining:  # not read to its end: the connection cannot carry another request
+                writer.close()
+            else:
+                self._idle.append(conn)
+            self._slots.release()
+
+    async def _connect(self) -> _Conn:
         if self._tcp is not None:
             return await asyncio.open_connection(*self._tcp)
         return await asyncio.open_unix_connection(self.endpoint.uds)
 
-    async def _exchange(
-        self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], method: bytes, path: str, body: bytes
-    ) -> tuple[int, bytes]:
+    async def _exchange(self, conn: _Conn, method: bytes, path: str, body: bytes) -> tuple[int, int]:
         reader, writer = conn
         request_id = FORWARDED_REQUEST_ID.get()
         writer.write(
@@ -82,7 +143,7 @@ class RawPool:
         for line in lines[1:]:
             if line[:15].lower() == b"content-length:":
                 length = int(line[15:])
-        return status, await reader.readexactly(length)
+        return status, length
 
     def close(self) -> None:
         for _, writer in self._idle:

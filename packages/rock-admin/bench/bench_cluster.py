@@ -196,7 +196,7 @@ async def faults(
     init = (await _status(driver, r1.url, victim))["metadata"]["pid"]
     started = time.perf_counter()
     os.kill(_rocklet_pid(init), signal.SIGKILL)
-    while (await _status(driver, r1.url, victim))["state"] != "failed":
+    while (await _status(driver, r1.url, victim))["state"] != "stopped":  # failed (upstream's states)
         if time.perf_counter() - started > 30:
             break
         await asyncio.sleep(0.005)

@@ -26,6 +26,7 @@ def admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Admin]:
 
 AUDIT = r"""
 import json, os, signal, sys, time
+from pathlib import Path
 import httpx
 from rock.actions import (
     BashObservation, CloseBashSessionResponse, CommandResponse, CreateBashSessionResponse, IsAliveResponse,
@@ -118,6 +119,21 @@ all_states("get_status:deleted", sid)
 failed("get_status:unknown", http.get("/get_status", params={"sandbox_id": "no-such-sandbox"}))
 failed("execute:stopped", http.post("/execute", json={**q, "command": ["true"]}))
 failed("start_async:unknown-image", http.post("/start_async", json={"image": "no-such-image:0"}))
+
+# A sandbox whose rocklet dies: upstream knows no `failed` state, its clients must still parse the status.
+dead, status = start()
+init = status["metadata"]["pid"]
+rocklet = Path(f"/proc/{init}/task/{init}/children").read_text().split()[0]
+os.kill(int(rocklet), signal.SIGKILL)
+deadline = time.monotonic() + 30
+while (died := all_states("get_status:died", dead) or {}).get("is_alive") and time.monotonic() < deadline:
+    time.sleep(0.1)
+if not (died.get("state") == "stopped" and died.get("failure_reason")):
+    problems["get_status:died"] = f"expected stopped with a failure_reason: {died}"
+listed = http.get("/sandboxes", params={"state": "stopped"}).json()["result"]["items"]
+if dead not in [item["sandbox_id"] for item in listed]:
+    problems["sandboxes:stopped"] = "a failed sandbox is not listed as stopped"
+http.post("/stop", json={"sandbox_id": dead})
 
 gem = httpx.Client(base_url=base + "/apis/v1/envs/gem", timeout=60)
 def raw(op, model, reply):

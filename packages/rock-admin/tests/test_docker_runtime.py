@@ -131,7 +131,7 @@ def test_memory_hog_fails_the_sandbox_with_the_reason(docker_admin: Admin) -> No
         ok(http.post("/create_session", json={"sandbox_id": sid, "session": "s"}))
         hog = "echo 1000 > /proc/$PPID/oom_score_adj; python3 -c 'x = bytearray(512 * 1024 * 1024)'"
         http.post("/run_in_session", json={"sandbox_id": sid, "session": "s", "command": hog})
-        status = _wait_state(http, sid, "failed")
+        status = _wait_state(http, sid, "stopped")  # failed: stopped with a failure_reason
         assert "out of memory" in status["failure_reason"], status
 
 
@@ -140,7 +140,7 @@ def test_killed_rocklet_fails_the_sandbox(docker_admin: Admin) -> None:
         sid = start_sandbox(http)
         ok(http.post("/create_session", json={"sandbox_id": sid, "session": "s"}))
         run(http, sid, "(sleep 0.2; kill -9 $PPID) > /dev/null 2>&1 &")
-        status = _wait_state(http, sid, "failed", within=10)
+        status = _wait_state(http, sid, "stopped", within=10)
         assert "killed by signal 9" in status["failure_reason"], status
         body = failed(http.post("/execute", json={"sandbox_id": sid, "command": "true"}))
         assert "killed by signal 9" in body["message"], body

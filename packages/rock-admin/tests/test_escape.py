@@ -37,7 +37,7 @@ def _wait_failed(http: httpx.Client, sid: str, timeout: float = 20) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         status = http.get("/get_status", params={"sandbox_id": sid}).json()["result"]
-        if status.get("state") == "failed":
+        if status.get("state") == "stopped" and status.get("failure_reason"):
             return status
         assert time.monotonic() < deadline, status
         time.sleep(0.05)

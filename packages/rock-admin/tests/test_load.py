@@ -44,7 +44,7 @@ def test_load_and_faults_through_two_read_nodes(tmp_path: Path) -> None:
     killed_read = faults["read_node_kill9"]
     assert killed_read["ok"] == killed_read["n"] == 2 * SANDBOXES, killed_read  # nothing lost
     assert killed_read["retries"] > 0, killed_read  # the read node died while commands were going to it
-    assert faults["rocklet_kill"]["state"] == "failed", faults["rocklet_kill"]
+    assert faults["rocklet_kill"]["state"] == "stopped", faults["rocklet_kill"]  # failed, as upstream says it
     restarted = faults["write_node_kill9"]
     alive = SANDBOXES - 1
     assert restarted["running_after"] == restarted["reached"] == alive, restarted

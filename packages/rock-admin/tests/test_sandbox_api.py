@@ -196,7 +196,7 @@ def test_failure_surfaced_when_rocklet_dies(http: httpx.Client) -> None:
     children = Path(f"/proc/{init_pid}/task/{init_pid}/children").read_text().split()
     assert children, "the sandbox init has the rocklet as its child"
     os.kill(int(children[0]), signal.SIGKILL)
-    status = wait_state(http, sid, {"failed"}, timeout=5)
+    status = wait_state(http, sid, {"stopped"}, timeout=5)  # failed: stopped, failure_reason says why
     assert "SIGKILL" in status["failure_reason"]
     assert status["is_alive"] is False
     body = failed(http.get("/get_status", params={"sandbox_id": sid}))
@@ -213,7 +213,7 @@ def test_startup_timeout_fails_with_reason(http: httpx.Client) -> None:
     assert "startup timeout" in body["message"]
     sid = body["result"]["sandbox_id"]
     status = ok(http.get("/get_status", params={"sandbox_id": sid, "include_all_states": "true"}))
-    assert status["state"] == "failed"  # type: ignore[index]
+    assert status["state"] == "stopped" and status["failure_reason"]  # type: ignore[index]
     assert status["status"]["docker_run"]["status"] == "timeout"  # type: ignore[index]
 
 

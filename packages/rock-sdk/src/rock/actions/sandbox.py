@@ -1,8 +1,9 @@
 """The admin's sandbox API (`/apis/envs/sandbox/v1/*`): the envelope, start/status/list bodies.
 
 Field names and defaults follow upstream ROCK (`rock/admin/proto/*`, `rock/actions/sandbox/response.py`).
-Additions are optional fields (`auto_clear_seconds`, `failure_reason`, `limits_enforced`, ...) and the
-`failed` state (a sandbox whose rocklet died; `failure_reason` says why).
+Additions are optional fields (`auto_clear_seconds`, `failure_reason`, `limits_enforced`, ...). The wire's
+states are upstream's: a sandbox that failed (its rocklet died, its start timed out) is `stopped` with a
+`failure_reason` saying why (`SandboxStatusResponse.failed`); the admin keeps `failed` internally.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ CODE_BAD_REQUEST = 4000
 CODE_INTERNAL = 5000
 CODE_COMMAND_ERROR = 6000
 
-State = Literal["pending", "running", "stopped", "failed", "archiving", "archived", "deleted"]
+#: Upstream's `State` values, nothing more (its clients reject any other).
+State = Literal["pending", "running", "stopped", "archiving", "archived", "deleted"]
 
 
 def _iso(value: Any) -> Any:
@@ -159,6 +161,17 @@ class SandboxStatusResponse(WireModel):
     isolation: str | None = None
     limits_enforced: bool | None = None
     limits_message: str | None = None
+
+    @field_validator("state", mode="before")
+    @classmethod
+    def _upstream_state(cls, state: Any) -> Any:
+        # Upstream has no failed state: a failed sandbox is a stopped one whose failure_reason says why.
+        return "stopped" if state == "failed" else state
+
+    @property
+    def failed(self) -> bool:
+        """Stopped by a failure (not by a stop call): `failure_reason` says what happened."""
+        return self.state == "stopped" and bool(self.failure_reason)
 
     @field_validator("state_history", mode="before")
     @classmethod

@@ -340,7 +340,7 @@ class Sandbox:
                 for name, p in status.status.items()
                 if p.status in ("failed", "timeout")
             ]
-            if status.state in ("failed", "stopped", "deleted") or phases_failed:
+            if status.state in ("stopped", "deleted") or phases_failed:
                 reason = status.failure_reason or "; ".join(phases_failed) or f"state {status.state}"
                 raise SandboxStartError(
                     f"sandbox {self._sandbox_id} failed to start: {reason}", sandbox_id=self._sandbox_id
@@ -400,7 +400,7 @@ class Sandbox:
             status = await self.get_status(include_all_states=True)
             if status.is_alive:
                 return
-            if status.state == "failed":
+            if status.failed:
                 raise SandboxStartError(
                     f"sandbox {self._sandbox_id} failed to restart: {status.failure_reason}",
                     sandbox_id=self._sandbox_id,

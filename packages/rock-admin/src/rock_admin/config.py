@@ -115,6 +115,15 @@ class AdminConfig:
     startup_timeout: float = 180.0
     #: How often the idle scan runs.
     auto_stop_interval: float = 1.0
+    #: Seconds the admin waits for a rocklet's answer to a call with no timeout of its own (one with a timeout,
+    #: a command's: that timeout + 30 s).
+    rocklet_call_timeout: float = 1800.0
+    #: A running sandbox whose rocklet has not answered `/is_alive` (2 s per probe) for this long is failed and
+    #: stopped: frozen (SIGSTOP, ptrace) or hung. 0: never.
+    health_timeout: float = 30.0
+    #: How often sandboxes with recent activity (or a failed probe) are probed; idle ones are probed only by
+    #: `get_status` / `is_alive`. 0: only then.
+    health_interval: float = 10.0
     max_cpus: float = 16.0
     max_memory: str = "64g"
     #: Most processes (threads count) per sandbox: a fork bomb stops here.
@@ -223,6 +232,10 @@ class AdminConfig:
         if self.gem_mode not in ("sandbox", "pooled"):
             raise ConfigError(f"gem_mode: expected sandbox or pooled, got {self.gem_mode!r}")
         parse_size(self.max_memory, "max_memory")
+        for name in ("rocklet_call_timeout", "health_timeout", "health_interval"):
+            value = getattr(self, name)
+            if not (value >= 0) or (name == "rocklet_call_timeout" and not value > 0):
+                raise ConfigError(f"{name}: must be a positive number of seconds, got {value!r}")
         if self.pids_max < 8:
             raise ConfigError(
                 f"pids_max: a sandbox needs at least 8 (init, rocklet, a shell), got {self.pids_max!r}"

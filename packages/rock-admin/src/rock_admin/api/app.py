@@ -227,7 +227,7 @@ def _litestar(lifespan: Any) -> Litestar:
 
 def _create_read_app(config: AdminConfig, store: SandboxStore) -> Any:
     """A read node: the data plane over the shared store, lifecycle calls relayed to `write_url`."""
-    plane = ReadPlane(store, TokenKey.from_file(config.token_key_file))
+    plane = ReadPlane(store, TokenKey.from_file(config.token_key_file), config.rocklet_call_timeout)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -175,7 +175,9 @@ async def get_status(
         sb = svc.get(sandbox_id)
     except Exception as exc:
         return from_exception(exc)
-    status = svc.status(sb)
+    # Health by liveness, not by the pid: a frozen rocklet is not alive (and past health_timeout, failed).
+    alive = sb.state == "running" and sb.handle is not None and await svc.probe(sb)
+    status = svc.status(sb).model_copy(update={"is_alive": alive})
     if sb.state in ("pending", "running"):
         sb.record["last_activity_time"] = max(
             sb.record.get("last_activity_time", 0), sb.record.get("create_time", 0)
@@ -316,7 +318,7 @@ async def run_in_session(request: Request[Any, Any, Any]) -> Response[bytes]:
         return failed("invalid parameter", 4000, error=TOO_DEEP)
     sandbox_id = body.get("sandbox_id")
     try:
-        payload = await _data(request).post_raw(sandbox_id, "/run_in_session", raw)
+        payload = await _data(request).post_raw(sandbox_id, "/run_in_session", raw, _own_timeout(body))
     except Exception as exc:
         return from_exception(exc, sandbox_id)
     if b'"exit_code":-1' in payload:
@@ -324,6 +326,13 @@ async def run_in_session(request: Request[Any, Any, Any]) -> Response[bytes]:
         if obs.get("exit_code") == -1:
             return failed(obs.get("failure_reason") or "command failed", 6000, result=obs)
     return Response(_HEAD + payload + b"}", media_type="application/json", status_code=200)
+
+
+def _own_timeout(body: dict[str, Any]) -> float | None:
+    """The command's own timeout (the admin's deadline on the call is that plus a margin)."""
+    timeout = body.get("timeout")
+    ok = isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0
+    return float(timeout) if ok else None
 
 
 @post("/close_session", status_code=200, responses=ENVELOPE_RESPONSES)

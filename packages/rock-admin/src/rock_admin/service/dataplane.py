@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from abc import ABC, abstractmethod
@@ -25,7 +26,12 @@ from rock.rocklet_client import RockletClient
 from rock_admin.runtimes.base import Endpoint, Handle, dial
 from rock_admin.runtimes.process import short_path
 from rock_admin.service import tenancy
-from rock_admin.service.errors import SandboxError, SandboxNotFoundError, SandboxNotRunningError
+from rock_admin.service.errors import (
+    RockletTimeoutError,
+    SandboxError,
+    SandboxNotFoundError,
+    SandboxNotRunningError,
+)
 from rock_admin.service.metrics import Metrics
 from rock_admin.service.rawhttp import RawPool, Reply
 from rock_admin.service.tokens import TokenKey
@@ -45,6 +51,10 @@ UNREACHABLE = (httpx.ConnectError, ConnectionRefusedError, FileNotFoundError, Au
 INLINE_REPLY_BYTES = 1 << 20
 #: How often a read node writes the activity it saw to the store (one batched write, not one per request).
 ACTIVITY_FLUSH_SECONDS = 1.0
+#: How long a health probe (`/is_alive`, on a connection of its own) may take.
+PROBE_SECONDS = 2.0
+#: Added to a call's own timeout (a command's) for the admin's deadline on the call.
+CALL_MARGIN = 30.0
 
 
 class Sandbox:
@@ -54,6 +64,9 @@ class Sandbox:
         self.record = record
         self.client: RockletClient | None = None
         self.raw: RawPool | None = None  # made on first use (the hot path)
+        self.prober: RawPool | None = None  # health probes: never queued behind the pool's long calls
+        #: When the rocklet first failed a health probe in a row (None: it answered the last one).
+        self.unresponsive_since: float | None = None
         self.ready = asyncio.Event()
         self.stopping = False
         #: Inside `runtime.start`: the launch must not be cancelled (what it made would have no handle).
@@ -77,17 +90,20 @@ class Sandbox:
         if self.client is not None:
             await self.client.aclose()
             self.client = None
-        if self.raw is not None:
-            self.raw.close()
-            self.raw = None
+        for pool in (self.raw, self.prober):
+            if pool is not None:
+                pool.close()
+        self.raw = self.prober = None
 
 
 class DataPlane(ABC):
     """Forwarding to rocklets plus the record views; subclasses say where sandboxes come from."""
 
-    def __init__(self, store: SandboxStore, tokens: TokenKey) -> None:
+    def __init__(self, store: SandboxStore, tokens: TokenKey, call_timeout: float = 1800.0) -> None:
         self.store = store
         self.tokens = tokens
+        #: The deadline of a rocklet call that carries no timeout of its own.
+        self.call_timeout = call_timeout
         self.metrics = Metrics()
 
     @abstractmethod
@@ -135,6 +151,7 @@ class DataPlane(ABC):
                 uds=endpoint.uds or None,
                 auth_token=self.token(sb),
                 max_connections=ROCKLET_CONNECTIONS,
+                timeout=self.call_timeout,
             )
         return sb.client
 
@@ -169,15 +186,47 @@ class DataPlane(ABC):
     async def call(self, sandbox_id: str | None, fn: Callable[[RockletClient], Awaitable[T]]) -> T:
         return await self._forward(sandbox_id, lambda sb: fn(self.connect(sb)))
 
-    async def post_raw(self, sandbox_id: str | None, path: str, body: bytes) -> bytes:
+    async def post_raw(
+        self, sandbox_id: str | None, path: str, body: bytes, timeout: float | None = None
+    ) -> bytes:
         """POST bytes to the rocklet of a running sandbox through the lean keep-alive client; its reply's
-        bytes come back (errors raised as by `RockletClient`)."""
-        return await self._forward(sandbox_id, lambda sb: self.raw_pool(sb).post(path, body))
-
-    async def open_raw(self, sandbox_id: str | None, method: bytes, path: str, body: bytes) -> Reply:
-        """Like `post_raw`, but a reply over `INLINE_REPLY_BYTES` is relayed in chunks, never held whole."""
+        bytes come back (errors raised as by `RockletClient`). `timeout`: the call's own (a command's)."""
+        deadline = timeout + CALL_MARGIN if timeout else self.call_timeout
         return await self._forward(
-            sandbox_id, lambda sb: self.raw_pool(sb).open(method, path, body, INLINE_REPLY_BYTES)
+            sandbox_id, lambda sb: _bounded(sb, self.raw_pool(sb).post(path, body), deadline)
+        )
+
+    async def probe(self, sb: Sandbox) -> bool:
+        """Whether the rocklet answers `/is_alive` within `PROBE_SECONDS`; tracks how long it has not."""
+        if sb.prober is None:
+            handle = sb.handle
+            assert handle is not None
+            sb.prober = RawPool(self.endpoint(handle), self.token(sb), 1)
+        try:
+            reply = await asyncio.wait_for(sb.prober.get("/is_alive"), PROBE_SECONDS)
+            alive = json.loads(reply).get("is_alive") is True
+        except Exception:  # any failure to answer is "not alive"
+            alive = False
+        if alive:
+            sb.unresponsive_since = None
+        else:
+            if sb.unresponsive_since is None:
+                sb.unresponsive_since = time.time()
+            await self.unresponsive(sb)
+        return alive
+
+    async def unresponsive(self, sb: Sandbox) -> None:
+        """A probe of `sb` failed (`sb.unresponsive_since` says since when); the write side acts on it."""
+
+    async def open_raw(
+        self, sandbox_id: str | None, method: bytes, path: str, body: bytes, timeout: float | None = None
+    ) -> Reply:
+        """Like `post_raw`, but a reply over `INLINE_REPLY_BYTES` is relayed in chunks, never held whole (the
+        deadline is on its head; the chunks follow at the client's pace)."""
+        deadline = timeout + CALL_MARGIN if timeout else self.call_timeout
+        return await self._forward(
+            sandbox_id,
+            lambda sb: _bounded(sb, self.raw_pool(sb).open(method, path, body, INLINE_REPLY_BYTES), deadline),
         )
 
     async def is_alive(self, sandbox_id: str | None) -> IsAliveResponse:
@@ -190,10 +239,13 @@ class DataPlane(ABC):
             return IsAliveResponse(
                 is_alive=False, message=f"state: {sb.state}{'; ' + reason if reason else ''}"
             )
-        try:
-            return await self.connect(sb).is_alive(timeout=5.0)
-        except UNREACHABLE as exc:
-            return IsAliveResponse(is_alive=False, message=f"the rocklet did not answer: {exc}")
+        if await self.probe(sb):
+            return IsAliveResponse(is_alive=True, message="")
+        since = time.time() - (sb.unresponsive_since or time.time())
+        return IsAliveResponse(
+            is_alive=False,
+            message=f"state: {sb.state}; the rocklet did not answer /is_alive (unresponsive for {since:.0f} s)",
+        )
 
     # ------------------------------------------------------------------ views
 
@@ -214,6 +266,16 @@ class DataPlane(ABC):
 
     async def aclose(self) -> None:
         """Release what the data plane holds (its rocklet connections)."""
+
+
+async def _bounded(sb: Sandbox, call: Awaitable[T], seconds: float) -> T:
+    try:
+        async with asyncio.timeout(seconds):
+            return await call
+    except TimeoutError:
+        raise RockletTimeoutError(
+            f"sandbox {sb.id}: the rocklet did not answer within {seconds:g} s (the call's deadline)"
+        ) from None
 
 
 def not_running(sb: Sandbox) -> SandboxNotRunningError:
@@ -261,8 +323,8 @@ def status_view(rec: dict[str, Any]) -> SandboxStatusResponse:
 class ReadPlane(DataPlane):
     """A read node's data plane: no runtime, no zygote; routes come from the shared store (cached)."""
 
-    def __init__(self, store: SandboxStore, tokens: TokenKey) -> None:
-        super().__init__(store, tokens)
+    def __init__(self, store: SandboxStore, tokens: TokenKey, call_timeout: float = 1800.0) -> None:
+        super().__init__(store, tokens, call_timeout)
         self.cache: dict[str, Sandbox] = {}
         self._activity: dict[str, float] = {}
         self._flusher: asyncio.Task[None] | None = None

@@ -17,3 +17,10 @@ class SandboxNotFoundError(SandboxError):
 
 class SandboxNotRunningError(SandboxError):
     pass
+
+
+class RockletTimeoutError(SandboxError):
+    """The sandbox's rocklet did not answer within the admin's deadline for the call."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, 5000)

@@ -67,12 +67,13 @@ class SandboxService(DataPlane):
     def __init__(
         self, config: AdminConfig, store: SandboxStore, runtime: Runtime, images: ImageStore
     ) -> None:
-        super().__init__(store, TokenKey.from_file(config.token_key_file))
+        super().__init__(store, TokenKey.from_file(config.token_key_file), config.rocklet_call_timeout)
         self.config = config
         self.runtime = runtime
         self.images = images
         self.sandboxes: dict[str, Sandbox] = {}
         self._scanner: asyncio.Task[None] | None = None
+        self._health: asyncio.Task[None] | None = None
         self.max_memory = parse_size(config.max_memory, "max_memory")
         self.pids_budget = _pids_budget(config)
 
@@ -100,13 +101,16 @@ class SandboxService(DataPlane):
                 sb.ready.set()
             log.info("adopted sandbox %s (%s)", sb.id, sb.state)
         self._scanner = asyncio.create_task(self._scan_loop())
+        if self.config.health_interval > 0:
+            self._health = asyncio.create_task(self._health_loop())
 
     async def close(self) -> None:
         """Stop serving; the sandboxes keep running (the next admin adopts them)."""
-        if self._scanner:
-            self._scanner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._scanner
+        for task in (self._scanner, self._health):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.config.stop_on_exit:
             for sb in list(self.sandboxes.values()):
                 if sb.state in LIVE_STATES:
@@ -517,6 +521,56 @@ class SandboxService(DataPlane):
             if sb.state == "running" and now - last >= clear:
                 self.metrics.auto_stops += 1
                 await self.stop(sb.id, f"expired: idle for {now - last:.0f} s (auto_clear_seconds={clear:g})")
+
+    # ------------------------------------------------------------------ health
+
+    async def _health_loop(self) -> None:
+        since = time.time()
+        while True:
+            await asyncio.sleep(self.config.health_interval)
+            started = time.time()
+            try:
+                await self.scan_health(since)
+            except Exception:
+                log.exception("health scan failed")
+            since = started
+
+    async def scan_health(self, since: float) -> None:
+        """Probe the running sandboxes active since `since` (a frozen rocklet has calls waiting on it) and those
+        that failed their last probe; idle ones are left asleep."""
+        busy = [
+            sb
+            for sb in self.sandboxes.values()
+            if sb.state == "running"
+            and sb.handle is not None
+            and (sb.record.get("last_activity_time", 0) >= since or sb.unresponsive_since is not None)
+        ]
+        slots = asyncio.Semaphore(64)
+
+        async def probe(sb: Sandbox) -> None:
+            async with slots:
+                await self.probe(sb)
+
+        await asyncio.gather(*(probe(sb) for sb in busy))
+
+    async def unresponsive(self, sb: Sandbox) -> None:
+        """Past `health_timeout` without an answer: the sandbox failed (its rocklet is frozen or hung); stop it."""
+        since = sb.unresponsive_since
+        limit = self.config.health_timeout
+        if since is None or limit <= 0 or sb.state != "running" or sb.stopping:
+            return
+        silent = time.time() - since
+        if silent < limit:
+            return
+        self._fail(
+            sb,
+            f"unresponsive: the rocklet did not answer /is_alive for {silent:.0f} s (health_timeout={limit:g}; "
+            "frozen by a signal or a tracer, or hung)",
+        )
+        handle = sb.handle
+        if handle is not None:
+            await self.runtime.stop(handle)  # its processes and limits go; calls waiting on it end
+        await sb.close_clients()
 
     # ------------------------------------------------------------------ views
 

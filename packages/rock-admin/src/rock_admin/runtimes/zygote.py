@@ -5,8 +5,8 @@ milliseconds and cost a few MiB. Per request (one JSON line on the control socke
 
     zygote: unshare(pid) (for its next child only), fork B, setns back to its own pid namespace
       B: pid 1 of the new pid namespace: joins the cgroups, unshare(mount, net, uts, ipc), builds the
-         read-only root with private writable dirs, pivots into it, installs the syscall filter (no_new_privs,
-         seccomp.py: for B and all it starts), forks C, reports (its host pid, on the
+         root (an overlay: its writable layer over a read-only minimal one), pivots into it, installs the
+         syscall filter (no_new_privs, seccomp.py: for B and all it starts), forks C, reports (its host pid, on the
          request's connection), then reaps orphans until C exits (the namespace dies with B)
       C: the rocklet (capabilities dropped), serving on a Unix socket in its private run dir
 

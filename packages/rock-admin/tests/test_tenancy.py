@@ -159,3 +159,19 @@ def test_port_forward_to_another_keys_sandbox_is_refused_as_unknown(admin: Admin
         assert theirs[0] == 1008 and "not found" in theirs[1]
         assert close_of(sid, A)[0] == 1011  # the owner reaches the sandbox (nothing listens on port 9999)
         ok(a.post("/stop", json={"sandbox_id": sid}))
+
+
+def test_a_read_node_keeps_tenants_apart(tmp_path_factory: pytest.TempPathFactory) -> None:
+    state = tmp_path_factory.mktemp("cluster")
+    keys = {"api_keys": "key-a,key-b"}
+    with (
+        running_admin(state, role="write", **keys) as write,
+        running_admin(state, role="read", write_url=write.url, **keys) as read,
+        read.client(headers=A) as a,
+        read.client(headers=B) as b,
+    ):
+        sid = _started(a)  # relayed to the write node; the read node caches the route on A's first call
+        assert run(a, sid, "echo via read")["output"].strip() == "via read"
+        assert _as_stranger(b, sid) == _as_stranger(b, uuid.uuid4().hex)
+        assert sid not in [item["sandbox_id"] for item in ok(b.get("/sandboxes"))["items"]]  # type: ignore[index]
+        assert run(a, sid, "echo still")["output"].strip() == "still"

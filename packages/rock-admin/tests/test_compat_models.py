@@ -126,7 +126,7 @@ init = status["metadata"]["pid"]
 rocklet = Path(f"/proc/{init}/task/{init}/children").read_text().split()[0]
 os.kill(int(rocklet), signal.SIGKILL)
 deadline = time.monotonic() + 30
-while (died := all_states("get_status:died", dead) or {}).get("is_alive") and time.monotonic() < deadline:
+while (died := all_states("get_status:died", dead) or {}).get("state") == "running" and time.monotonic() < deadline:
     time.sleep(0.1)
 if not (died.get("state") == "stopped" and died.get("failure_reason")):
     problems["get_status:died"] = f"expected stopped with a failure_reason: {died}"
@@ -153,3 +153,96 @@ print(json.dumps(problems))
 def test_every_reply_validates_with_upstreams_models(admin: Admin) -> None:
     problems = run_upstream(AUDIT, timeout=240, ROCK_BASE_URL=admin.url)
     assert problems == {}, "\n".join(f"{op}: {why}" for op, why in problems.items())
+
+
+# Our reply models and the upstream models their clients parse them with (rl-rock's and swe-rex's).
+PAIRS = {
+    "SandboxResponse": ["rock.actions.SandboxResponse"],
+    "SandboxStatusResponse": ["rock.actions.SandboxStatusResponse"],
+    "StateHistoryEntry": ["rock.actions.sandbox.response.StateTransitionRecord"],
+    "RockResponse": ["rock.actions.BaseResponse"],
+    "IsAliveResponse": ["rock.actions.IsAliveResponse", "swerex.runtime.abstract.IsAliveResponse"],
+    "CommandResponse": ["rock.actions.CommandResponse", "swerex.runtime.abstract.CommandResponse"],
+    "CreateBashSessionResponse": [
+        "rock.actions.CreateBashSessionResponse",
+        "swerex.runtime.abstract.CreateBashSessionResponse",
+    ],
+    "BashObservation": ["rock.actions.BashObservation", "swerex.runtime.abstract.BashObservation"],
+    "CloseBashSessionResponse": [
+        "rock.actions.CloseBashSessionResponse",
+        "swerex.runtime.abstract.CloseBashSessionResponse",
+    ],
+    "ReadFileResponse": ["rock.actions.ReadFileResponse", "swerex.runtime.abstract.ReadFileResponse"],
+    "WriteFileResponse": ["rock.actions.WriteFileResponse", "swerex.runtime.abstract.WriteFileResponse"],
+    "UploadResponse": ["rock.actions.UploadResponse", "swerex.runtime.abstract.UploadResponse"],
+    "CloseResponse": ["rock.actions.CloseResponse", "swerex.runtime.abstract.CloseResponse"],
+    "EnvMakeResponse": ["rock.actions.EnvMakeResponse"],
+    "EnvResetResponse": ["rock.actions.EnvResetResponse"],
+    "EnvStepResponse": ["rock.actions.EnvStepResponse"],
+    "EnvCloseResponse": ["rock.actions.EnvCloseResponse"],
+    "EnvListResponse": ["rock.actions.EnvListResponse"],
+}
+
+SCHEMAS = r"""
+import importlib, json, sys
+out = {}
+for path in json.loads(sys.argv[1]):
+    module, _, name = path.rpartition(".")
+    out[path] = getattr(importlib.import_module(module), name).model_json_schema(mode="validation")
+print(json.dumps(out))
+"""
+
+
+def _kinds(schema: dict, defs: dict) -> set[str]:
+    """The JSON values a schema allows, coarsely: types, `=value` for enums/consts, `any`."""
+    if "$ref" in schema:
+        target = defs[schema["$ref"].rpartition("/")[2]]
+        return (
+            {"object"} if "properties" in target or target.get("type") == "object" else _kinds(target, defs)
+        )
+    if "anyOf" in schema or "oneOf" in schema:
+        return set().union(*(_kinds(s, defs) for s in schema.get("anyOf", schema.get("oneOf", []))))
+    if "const" in schema:
+        return {f"={schema['const']}"}
+    if "enum" in schema:
+        return {f"={v}" for v in schema["enum"]}
+    kind = schema.get("type")
+    if kind is None:
+        return {"any"}
+    return set(kind) if isinstance(kind, list) else {kind}
+
+
+def _accepts(theirs: set[str], kind: str) -> bool:
+    if "any" in theirs or kind in theirs:
+        return True
+    if kind == "integer":
+        return "number" in theirs
+    return kind.startswith("=") and "string" in theirs and not any(t.startswith("=") for t in theirs)
+
+
+def test_every_reply_model_matches_upstreams_field_by_field() -> None:
+    """Types, nullability, required fields and enum values of each reply model against upstream's schema."""
+    import json
+
+    import rock.actions
+
+    upstream = run_upstream(
+        SCHEMAS.replace("sys.argv[1]", repr(json.dumps([p for ps in PAIRS.values() for p in ps]))), timeout=60
+    )
+    problems = []
+    for ours_name, paths in PAIRS.items():
+        ours = getattr(rock.actions, ours_name).model_json_schema(mode="serialization")
+        our_props, our_defs = ours.get("properties", {}), ours.get("$defs", {})
+        for path in paths:
+            theirs = upstream[path]
+            their_defs = theirs.get("$defs", {})
+            for field, their_schema in theirs.get("properties", {}).items():
+                if field not in our_props:
+                    if field in theirs.get("required", []):
+                        problems.append(f"{ours_name}.{field}: required by {path}, missing")
+                    continue
+                allowed = _kinds(their_schema, their_defs)
+                wrong = [k for k in _kinds(our_props[field], our_defs) if not _accepts(allowed, k)]
+                if wrong:
+                    problems.append(f"{ours_name}.{field}: we send {wrong}, {path} takes {sorted(allowed)}")
+    assert not problems, "\n".join(problems)

@@ -22,6 +22,8 @@ CODE_OK = 2000
 CODE_BAD_REQUEST = 4000
 CODE_INTERNAL = 5000
 CODE_COMMAND_ERROR = 6000
+#: The codes upstream's `codes` enum knows (its clients reject any other).
+Code = Literal[2000, 4000, 5000, 6000]
 
 #: Upstream's `State` values, nothing more (its clients reject any other).
 State = Literal["pending", "running", "stopped", "archiving", "archived", "deleted"]
@@ -50,7 +52,7 @@ class RockResponse(WireModel, Generic[T]):
 class SandboxResponse(WireModel):
     """`result` of a failed call (and the base of the start reply): a code and why."""
 
-    code: int | None = None
+    code: Code | None = None
     exit_code: int | None = None
     failure_reason: str | None = None
     #: Additions: the class of the remote exception and its details, so a client can raise the same type.

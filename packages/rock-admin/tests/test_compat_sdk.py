@@ -190,3 +190,34 @@ def test_rock_make_episodes(admin: Admin) -> None:
     assert isinstance(out["first"], str) and out["first"]
     assert out["again"] == out["first"]  # a new episode, same seed: same level
     assert out["steps"] and all(s[:2] == ["str", "float"] for s in out["steps"])
+
+
+AUTH = (
+    PRELUDE
+    + r"""
+async def main():
+    out = {}
+    for label, kw in [("xrl_authorization", {"xrl_authorization": "k1"}),
+                      ("extra_headers", {"extra_headers": {"X-API-Key": "k1"}}),
+                      ("none", {}), ("wrong", {"extra_headers": {"X-API-Key": "nope"}})]:
+        sb = Sandbox(config(**kw))
+        try:
+            await sb.start()
+            out[label] = (await sb.arun("echo in")).output.strip()
+        except Exception as exc:
+            out[label] = f"{type(exc).__name__}: {exc}"
+        finally:
+            await sb.stop()
+    print(json.dumps(out))
+
+asyncio.run(main())
+"""
+)
+
+
+def test_upstream_sdk_behind_api_keys(tmp_path) -> None:
+    """Upstream's SDK authenticates with `xrl_authorization` (XRL-Authorization: Bearer) or `extra_headers`."""
+    with running_admin(tmp_path, api_keys="k1") as keyed:
+        out = run_upstream(AUTH, timeout=120, ROCK_BASE_URL=keyed.url)
+    assert out["xrl_authorization"] == "in" and out["extra_headers"] == "in"
+    assert "401 Unauthorized" in out["none"] and "401 Unauthorized" in out["wrong"], out

@@ -107,7 +107,8 @@ class Middleware:
         for name, value in headers:
             if name == b"x-api-key":
                 key = value
-            elif name == b"authorization" and value.lower().startswith(b"bearer "):
+            elif name in (b"authorization", b"xrl-authorization") and value.lower().startswith(b"bearer "):
+                # xrl-authorization: what upstream's SDK sends for SandboxConfig(xrl_authorization=KEY).
                 key = key or value[7:].strip()
             elif name == b"x-user-id":
                 user_id = value.decode("latin-1")

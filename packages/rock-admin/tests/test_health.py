@@ -45,7 +45,7 @@ def _status(http: httpx.Client, sid: str) -> dict:
 
 
 @needs_root
-def test_a_frozen_rocklet_is_not_alive_then_failed(tmp_path: Path) -> None:
+def test_a_sandbox_that_freezes_its_rocklet_is_not_alive_then_failed(tmp_path: Path) -> None:
     with (
         running_admin(tmp_path / "a", health_timeout="2", health_interval="0.5") as admin,
         admin.client() as http,
@@ -53,26 +53,27 @@ def test_a_frozen_rocklet_is_not_alive_then_failed(tmp_path: Path) -> None:
         sid = start_sandbox(http, sandbox_id="frozen")
         ok(http.post("/create_session", json={"sandbox_id": sid, "session": "s"}))
         assert _status(http, sid)["is_alive"] is True
-        with _frozen(_rocklet_pid(admin, sid)):
-            waiting: list[httpx.Response] = []  # a call in flight when the rocklet froze
-            body = {"sandbox_id": sid, "session": "s", "command": "echo never", "check": "silent"}
-            caller = threading.Thread(target=lambda: waiting.append(http.post("/run_in_session", json=body)))
-            caller.start()
-            started = time.monotonic()
-            status = _status(http, sid)
-            assert time.monotonic() - started < 10  # bounded, not hanging on the frozen rocklet
-            assert status["is_alive"] is False, status
-            alive = ok(http.get("/is_alive", params={"sandbox_id": sid}))
-            assert alive["is_alive"] is False and "did not answer" in alive["message"], alive  # type: ignore[index]
-            deadline = time.monotonic() + 30
-            while _status(http, sid)["state"] == "running" and time.monotonic() < deadline:
-                time.sleep(0.3)
-            status = _status(http, sid)
-            assert status["state"] in ("failed", "stopped"), status  # upstream's wire may say stopped
-            assert "unresponsive" in status["failure_reason"] and "health_timeout" in status["failure_reason"]
-            caller.join(30)
-            assert not caller.is_alive()  # the waiting call ended with the sandbox
-            assert failed(waiting[0])["status"] == "Failed"
+        # The session's shell stops its parent, the rocklet: this call's reply can never come.
+        waiting: list[httpx.Response] = []
+        body = {"sandbox_id": sid, "session": "s", "command": "kill -STOP $PPID", "check": "silent"}
+        caller = threading.Thread(target=lambda: waiting.append(http.post("/run_in_session", json=body)))
+        caller.start()
+        deadline = time.monotonic() + 20
+        while (status := _status(http, sid))["is_alive"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert status["is_alive"] is False, status
+        started = time.monotonic()
+        alive = ok(http.get("/is_alive", params={"sandbox_id": sid}))
+        assert time.monotonic() - started < 10  # bounded, not hanging on the frozen rocklet
+        assert alive["is_alive"] is False and "did not answer" in alive["message"], alive  # type: ignore[index]
+        while _status(http, sid)["state"] == "running" and time.monotonic() < deadline + 20:
+            time.sleep(0.3)
+        status = _status(http, sid)
+        assert status["state"] in ("failed", "stopped"), status  # upstream's wire may say stopped
+        assert "unresponsive" in status["failure_reason"] and "health_timeout" in status["failure_reason"]
+        caller.join(30)
+        assert not caller.is_alive()  # the waiting call ended with the sandbox
+        assert failed(waiting[0])["status"] == "Failed"
 
 
 @needs_root

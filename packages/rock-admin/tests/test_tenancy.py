@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -175,3 +176,17 @@ def test_a_read_node_keeps_tenants_apart(tmp_path_factory: pytest.TempPathFactor
         assert _as_stranger(b, sid) == _as_stranger(b, uuid.uuid4().hex)
         assert sid not in [item["sandbox_id"] for item in ok(b.get("/sandboxes"))["items"]]  # type: ignore[index]
         assert run(a, sid, "echo still")["output"].strip() == "still"
+
+
+def test_without_api_keys_the_user_and_namespace_headers_still_separate(tmp_path: Path) -> None:
+    with (
+        running_admin(tmp_path / "open") as admin,
+        admin.client(headers={"X-User-Id": "alice"}) as alice,
+        admin.client(headers={"X-User-Id": "bob"}) as bob,
+        admin.client() as nobody,
+    ):
+        sid = _started(alice)
+        unknown = _as_stranger(bob, uuid.uuid4().hex)
+        assert _as_stranger(bob, sid) == unknown
+        assert _as_stranger(nobody, sid) == unknown
+        assert run(alice, sid, "echo alice")["output"].strip() == "alice"

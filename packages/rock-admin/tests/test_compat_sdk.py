@@ -27,6 +27,7 @@ from rock.actions import (
     BashAction, CloseBashSessionRequest, Command, CreateBashSessionRequest, ReadFileRequest, UploadRequest,
     WriteFileRequest,
 )
+from rock.actions.sandbox.request import ChmodRequest, ChownRequest
 from rock.sdk.sandbox.client import Sandbox, SandboxGroup
 from rock.sdk.sandbox.config import SandboxConfig, SandboxGroupConfig
 
@@ -86,6 +87,14 @@ async def main():
     (local / "tree" / "sub" / "f.txt").write_text("tree file")
     dir_up = await sb.fs.upload_dir(str(local / "tree"), "/tmp/compat/tree")
     out["upload_dir"] = [dir_up.exit_code, (await sb.arun("cat /tmp/compat/tree/sub/f.txt", session="s")).output]
+    out["user"] = [await sb.remote_user.create_remote_user("rock"), await sb.remote_user.is_user_exist("rock")]
+    await sb.create_session(CreateBashSessionRequest(remote_user="rock", session="as-rock"))
+    out["whoami"] = (await sb.arun("whoami", session="as-rock")).output.strip()
+    await sb.execute(Command(command=["mkdir", "-p", "/tmp/compat/perm/sub"]))
+    chmod = await sb.fs.chmod(ChmodRequest(paths=["/tmp/compat/perm"], mode="750", recursive=True))
+    chown = await sb.fs.chown(ChownRequest(remote_user="rock", paths=["/tmp/compat/perm"], recursive=True))
+    perm = await sb.execute(Command(command=["stat", "-c", "%A %U", "/tmp/compat/perm/sub"]))
+    out["perm"] = [chmod.success, chown.success, perm.stdout.strip()]
     script = await sb.process.execute_script("echo from script $((6 * 7))", wait_interval=1)
     out["script"] = script.output.strip()
     await sb.close_session(CloseBashSessionRequest(session="s"))
@@ -119,6 +128,8 @@ def test_every_public_sandbox_method(admin: Admin) -> None:
     assert out["lines"] == "two\nthree\n"
     assert out["upload"][:2] == [True, True] and out["upload"][2].strip() == "uploaded"
     assert out["upload_dir"][0] == 0 and out["upload_dir"][1].strip() == "tree file"
+    assert out["user"] == [True, True] and out["whoami"] == "rock"
+    assert out["perm"] == [True, True, "drwxr-x--- rock"]
     assert out["script"] == "from script 42"
     assert out["closed_session"] is not None
     assert out["stopped"] == "stopped" and out["execute_stopped"] is not None

@@ -4,11 +4,14 @@ Forking a warm interpreter (copy-on-write) instead of starting a fresh one makes
 milliseconds and cost a few MiB. Per request (one JSON line on the control socket):
 
     zygote: unshare(pid) (for its next child only), fork B, setns back to its own pid namespace
-      B: pid 1 of the new pid namespace: joins the cgroups, unshare(mount, net, uts, ipc), builds the
-         root (an overlay: its writable layer over a read-only minimal one), pivots into it, installs the
-         syscall filter (no_new_privs, seccomp.py: for B and all it starts), forks C, reports (its host pid, on the
-         request's connection), then reaps orphans until C exits (the namespace dies with B)
-      C: the rocklet (capabilities dropped), serving on a Unix socket in its private run dir
+      B: pid 1 of the new pid namespace, host root: joins the cgroups, unshare(mount, net, uts, ipc, cgroup),
+         opens the rocklet's log and binds its socket in the run dir, forks C, maps C's user namespace and
+         id-maps the root's layers for it, builds the root (an overlay: its writable layer over a read-only
+         minimal one), pivots into it, installs the syscall filter on itself (no_new_privs, seccomp.py), lets C
+         go, reports (its host pid, on the request's connection), then reaps orphans until C exits (the
+         namespace dies with B)
+      C: unshares its user namespace at once and waits for B; then root inside and an unprivileged host uid
+         range outside, its own syscall filter, capabilities dropped: the rocklet, on the socket B bound
 
 (No intermediate process between the zygote and B: every fork of this ~60 MB interpreter costs a page-table
 copy, copy-on-write faults and an exit, the largest CPU costs of a sandbox start when profiled.)
@@ -141,13 +144,11 @@ def _build_root(spec: dict[str, Any]) -> None:
     os.chdir("/")
 
 
-def _run_rocklet(spec: dict[str, Any], run_dir: str, listen_fd: int, userns_fd: int = -1) -> None:
+def _run_rocklet(spec: dict[str, Any], run_dir: str, listen_fd: int, userns: bool = False) -> None:
     """C: the rocklet on a Unix socket (never returns)."""
-    if userns_fd >= 0:
+    if userns:
         # Root inside, the unprivileged host uid of the sandbox's id map outside (every capability it keeps
         # holds for its own namespace only); then no supplementary group of the host's root.
-        linux.setns(userns_fd, linux.CLONE_NEWUSER)
-        os.close(userns_fd)
         os.setresgid(0, 0, 0)
         os.setgroups([])
         os.setresuid(0, 0, 0)
@@ -250,31 +251,6 @@ def _mount_cgroups(joined: bool) -> None:
     linux.mount(None, CGROUP_ROOT, None, linux.MS_REMOUNT | linux.MS_RDONLY | flags)
 
 
-def _user_namespace(spec: dict[str, Any]) -> tuple[int, dict[str, str], str]:
-    """In B, still host root: the sandbox's user namespace (ids 0..size-1 inside are host ids uid..uid+size-1)
-    as an fd for C to enter, and the overlay's lower layers as id-mapped copies (`/proc/self/fd/N`) so that
-    the host's root-owned files are root's inside. With `userns: auto`, a kernel or file system that cannot
-    id-map leaves the sandbox without one (-1, {}, why); with `on` that fails the start."""
-    userns = spec.get("userns") or {}
-    if not userns.get("uid"):
-        return -1, {}, ""
-    fd, layers = -1, {}
-    try:
-        fd = _new_user_namespace(int(userns["uid"]), int(userns["size"]))
-        for key in ("mask", "rootfs"):
-            layers[key] = f"/proc/self/fd/{linux.idmapped_tree(spec[key], fd)}"
-        _set_sysctls(USERNS_SYSCTLS)
-        return fd, layers, ""
-    except OSError as exc:
-        for path in layers.values():
-            os.close(int(path.rsplit("/", 1)[1]))
-        if fd >= 0:
-            os.close(fd)
-        if userns.get("required"):
-            raise
-        return -1, {}, f"{type(exc).__name__}: {exc}"
-
-
 #: In the sandbox's network namespace (owned by the host's user namespace, where its root holds no
 #: capability): the low ports and ICMP sockets that Docker's containers have without NET_BIND_SERVICE/NET_RAW.
 USERNS_SYSCTLS = {
@@ -283,49 +259,99 @@ USERNS_SYSCTLS = {
 }
 
 
-def _set_sysctls(values: dict[str, str]) -> None:
-    for name, value in values.items():
-        with open(f"/proc/sys/{name}", "w") as f:
-            f.write(value)
+def _listen(run_dir: str) -> socket.socket:
+    """In B, at the run dir's host path (before the root is built): the rocklet's log on stdout/stderr and its
+    socket, bound and listening before anyone is told the sandbox exists (a client may connect at once: its
+    request waits in the backlog until the rocklet serves it, no readiness polling)."""
+    log_fd = _create_own(f"{run_dir}/rocklet.log", append=True)
+    devnull = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(devnull)
+    os.close(log_fd)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(f"{run_dir}/rocklet.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    os.chdir(run_dir)  # bind by a short relative name (Unix socket paths are limited to 107 bytes)
+    listener.bind("rocklet.sock")
+    os.chmod("rocklet.sock", 0o600)
+    listener.listen(2048)
+    listener.set_inheritable(True)
+    return listener
 
 
-def _new_user_namespace(uid: int, size: int) -> int:
-    """A user namespace with the id map `0 uid size` (uid = gid), as an fd: made by a throwaway child of B (a
-    process cannot leave a user namespace; B must stay host root to build the mounts)."""
+def _fork_rocklet(
+    spec: dict[str, Any], listener: socket.socket, report_fd: int, userns: bool
+) -> tuple[int, int, str]:
+    """Fork C, which (with `userns`) unshares its user namespace at once and then waits for B to build the
+    sandbox: (C's pid, the fd that lets it go on, C's host pid). C is forked early so that B can map C's
+    user namespace and id-map the root's layers for it; no extra process is needed for that."""
     up_r, up_w = os.pipe()
-    done_r, done_w = os.pipe()
+    go_r, go_w = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
-            os.close(up_r)
-            os.close(done_w)
-            linux.unshare(linux.CLONE_NEWUSER)
-            # Its pid on the host (B's /proc is still the host's): B writes its maps there.
-            os.write(up_w, os.readlink("/proc/self").encode())
-            os.read(done_r, 1)
-        finally:
-            os._exit(0)
+            for fd in (report_fd, up_r, go_w):
+                os.close(fd)
+            if userns:
+                linux.unshare(linux.CLONE_NEWUSER)
+            os.write(up_w, os.readlink("/proc/self").encode())  # the host pid (B's /proc is the host's still)
+            os.close(up_w)
+            if os.read(go_r, 1) == b"g":  # else B gave up (and kills us) or died
+                os.close(go_r)
+                _run_rocklet(spec, RUN_DIR if spec["isolate"] else spec["run_dir"], listener.fileno(), userns)
+        except BaseException:
+            traceback.print_exc()
+        os._exit(70)
     os.close(up_w)
-    os.close(done_r)
+    os.close(go_r)
     try:
         host_pid = os.read(up_r, 32).decode()
-        if not host_pid:
-            raise OSError(errno.EPERM, "unshare(CLONE_NEWUSER) failed")
-        for name in ("uid_map", "gid_map"):
-            with open(f"/proc/{host_pid}/{name}", "w") as f:
-                f.write(f"0 {uid} {size}\n")
-        return os.open(f"/proc/{host_pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     finally:
         os.close(up_r)
-        os.close(done_w)
+    if not host_pid:  # C failed before it could answer (its traceback is in the log)
+        os.close(go_w)
         os.waitpid(pid, 0)
+        detail = " (unshare of its user namespace refused?)" if userns else ""
+        raise OSError(errno.EPERM, f"the rocklet's process exited before it started{detail}")
+    return pid, go_w, host_pid
+
+
+def _map_user_namespace(spec: dict[str, Any], host_pid: str) -> dict[str, str]:
+    """In B, host root: write C's id map (ids 0..size-1 inside are host ids uid..uid+size-1) and id-map the
+    overlay's lower layers through it (`/proc/self/fd/N`), so the host's root-owned files are root's inside."""
+    userns = spec["userns"]
+    for name in ("uid_map", "gid_map"):
+        with open(f"/proc/{host_pid}/{name}", "w") as f:
+            f.write(f"0 {int(userns['uid'])} {int(userns['size'])}\n")
+    ns_fd = os.open(f"/proc/{host_pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    layers: dict[str, str] = {}
+    try:
+        for key in ("mask", "rootfs"):
+            layers[key] = f"/proc/self/fd/{linux.idmapped_tree(spec[key], ns_fd)}"
+        for name, value in USERNS_SYSCTLS.items():
+            with open(f"/proc/sys/{name}", "w") as f:
+                f.write(value)
+    except OSError:
+        _close_layers(layers)
+        raise
+    finally:
+        os.close(ns_fd)
+    return layers
+
+
+def _close_layers(layers: dict[str, str]) -> None:
+    for path in layers.values():
+        os.close(int(path.rsplit("/", 1)[1]))
 
 
 def _init(spec: dict[str, Any], report_fd: int) -> None:
     """B: set up the root, start C, reap until C exits; write C's end to `exit.json` (never returns)."""
     run_dir = RUN_DIR if spec["isolate"] else spec["run_dir"]
-    host_pid = 0
-    userns_fd, userns_error = -1, ""
+    host_pid = child = 0
+    go = -1
+    userns, userns_error = bool((spec.get("userns") or {}).get("uid")) and spec["isolate"], ""
     try:
         # The zygote ignores SIGCHLD (auto-reaping); as pid 1, B waits for its children itself.
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -343,45 +369,37 @@ def _init(spec: dict[str, Any], report_fd: int) -> None:
             linux.unshare((linux.CLONE_ALL & ~linux.CLONE_NEWPID) | linux.CLONE_NEWCGROUP)
             socket.sethostname(spec["hostname"])
             linux.loopback_up()
-            userns_fd, layers, userns_error = _user_namespace(spec)
+        listener = _listen(spec["run_dir"])
+        layers: dict[str, str] = {}
+        try:
+            child, go, c_host_pid = _fork_rocklet(spec, listener, report_fd, userns)
+            if userns:
+                layers = _map_user_namespace(spec, c_host_pid)
+        except OSError as exc:
+            # `userns: auto` where the kernel or a layer's file system cannot: host root, and the admin says why.
+            if not userns or spec["userns"].get("required"):
+                raise
+            userns, userns_error = False, f"{type(exc).__name__}: {exc}"
+            if child:
+                os.close(go)
+                os.kill(child, signal.SIGKILL)
+                os.waitpid(child, 0)
+            child, go, _ = _fork_rocklet(spec, listener, report_fd, False)
+        if spec["isolate"]:
             try:
                 _build_root({**spec, **layers})
             finally:
-                for path in layers.values():
-                    os.close(int(path.rsplit("/", 1)[1]))
+                _close_layers(layers)
             _mount_cgroups(bool(spec.get("cgroup_procs")))
-        log_fd = _create_own(f"{run_dir}/rocklet.log", append=True)
-        devnull = os.open("/dev/null", os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.dup2(log_fd, 1)
-        os.dup2(log_fd, 2)
-        # Bound and listening before anyone is told the sandbox exists: a client may connect at once and
-        # its request waits in the backlog until the rocklet serves it (no readiness polling needed).
-        sock_path = f"{run_dir}/rocklet.sock"
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(sock_path)
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        os.chdir(run_dir)  # bind by a short relative name (Unix socket paths are limited to 107 bytes)
-        listener.bind("rocklet.sock")
-        os.chmod(sock_path, 0o600)
-        listener.listen(2048)
-        listener.set_inheritable(True)
-        child = os.fork()
-        if child == 0:
-            os.close(report_fd)
-            try:
-                _run_rocklet(spec, run_dir, listener.fileno(), userns_fd)
-            except BaseException:
-                traceback.print_exc()
-            os._exit(70)
         # Once the namespaces and mounts are built, B too runs with no_new_privs and the syscall filter for
-        # good (C, which enters the user namespace first, installs its own); a refusing kernel fails the start.
-        try:
-            seccomp.install_sandbox_filter()
-        except BaseException:
-            os.kill(child, signal.SIGKILL)
-            raise
+        # good (C installs its own, after entering its user namespace); a refusing kernel fails the start.
+        seccomp.install_sandbox_filter()
+        os.write(go, b"g")
+        os.close(go)
     except BaseException as exc:
+        if child:
+            with contextlib.suppress(OSError):
+                os.kill(child, signal.SIGKILL)
         with contextlib.suppress(BaseException):
             _write_json(
                 report_fd,
@@ -389,9 +407,7 @@ def _init(spec: dict[str, Any], report_fd: int) -> None:
             )
         os._exit(1)
     listener.close()
-    if userns_fd >= 0:
-        os.close(userns_fd)
-    reply = {"ok": True, "rocklet_pid_in_ns": child, "pid": host_pid, "userns": userns_fd >= 0}
+    reply = {"ok": True, "rocklet_pid_in_ns": child, "pid": host_pid, "userns": userns}
     with contextlib.suppress(OSError):
         _write_json(report_fd, {**reply, "userns_error": userns_error} if userns_error else reply)
     os.close(report_fd)

@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from rock_admin.runtimes import linux
@@ -139,9 +140,8 @@ def build_mask(base: str, rootfs: str, host: bool, binds: list[str], hide: list[
     path = os.path.join(base, hashlib.sha256(key.encode()).hexdigest()[:16])
     if os.path.isdir(path):
         return path
-    tmp = f"{path}.{os.getpid()}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.mkdir(tmp, 0o755)
+    # Unique per call: concurrent starts (threads of one admin) may build the same mask at once.
+    tmp = tempfile.mkdtemp(prefix=f"{os.path.basename(path)}.", suffix=".tmp", dir=base)
     os.chmod(tmp, 0o755)  # the merged root's mode where the upper has none yet
     if not host:  # an image's own root: only what is missing, its own dirs' modes kept
         for rel in [*NEEDED, *(b for b in binds if os.path.isdir(b))]:

@@ -278,6 +278,12 @@ async def commit() -> Response[bytes]:
     return failed("commit is not implemented yet by the process runtime", 4000)
 
 
+@get("/commit/{sandbox_id:str}", responses=ENVELOPE_RESPONSES)
+async def commit_status(sandbox_id: str) -> Response[bytes]:
+    # Upstream's get_commit_status reads an envelope; a bare 404 would surface as an HTTP error instead.
+    return failed(f"commit is not implemented yet (sandbox {sandbox_id})", 4000)
+
+
 # ---------------------------------------------------------------------------- data plane
 
 
@@ -513,6 +519,7 @@ sandbox_router = Router(
         restart_by_path,
         archive,
         commit,
+        commit_status,
         statistics,
         execute,
         create_session,

@@ -26,6 +26,7 @@ from rock.rocklet_client import RockletClient
 from rock_admin.runtimes.base import Endpoint, Handle, dial
 from rock_admin.runtimes.process import short_path
 from rock_admin.service import tenancy
+from rock_admin.service.deadlines import Deadlines
 from rock_admin.service.errors import (
     RockletTimeoutError,
     SandboxError,
@@ -104,6 +105,7 @@ class DataPlane(ABC):
         self.tokens = tokens
         #: The deadline of a rocklet call that carries no timeout of its own.
         self.call_timeout = call_timeout
+        self.deadlines = Deadlines()
         self.metrics = Metrics()
 
     @abstractmethod
@@ -193,8 +195,16 @@ class DataPlane(ABC):
         bytes come back (errors raised as by `RockletClient`). `timeout`: the call's own (a command's)."""
         deadline = timeout + CALL_MARGIN if timeout else self.call_timeout
         return await self._forward(
-            sandbox_id, lambda sb: _bounded(sb, self.raw_pool(sb).post(path, body), deadline)
+            sandbox_id, lambda sb: self._bounded(sb, self.raw_pool(sb).post(path, body), deadline)
         )
+
+    async def _bounded(self, sb: Sandbox, call: Awaitable[T], seconds: float) -> T:
+        try:
+            return await self.deadlines.run(call, seconds)
+        except TimeoutError:
+            raise RockletTimeoutError(
+                f"sandbox {sb.id}: the rocklet did not answer within {seconds:g} s (the call's deadline)"
+            ) from None
 
     async def probe(self, sb: Sandbox) -> bool:
         """Whether the rocklet answers `/is_alive` within `PROBE_SECONDS`; tracks how long it has not."""
@@ -226,7 +236,9 @@ class DataPlane(ABC):
         deadline = timeout + CALL_MARGIN if timeout else self.call_timeout
         return await self._forward(
             sandbox_id,
-            lambda sb: _bounded(sb, self.raw_pool(sb).open(method, path, body, INLINE_REPLY_BYTES), deadline),
+            lambda sb: self._bounded(
+                sb, self.raw_pool(sb).open(method, path, body, INLINE_REPLY_BYTES), deadline
+            ),
         )
 
     async def is_alive(self, sandbox_id: str | None) -> IsAliveResponse:
@@ -266,16 +278,6 @@ class DataPlane(ABC):
 
     async def aclose(self) -> None:
         """Release what the data plane holds (its rocklet connections)."""
-
-
-async def _bounded(sb: Sandbox, call: Awaitable[T], seconds: float) -> T:
-    try:
-        async with asyncio.timeout(seconds):
-            return await call
-    except TimeoutError:
-        raise RockletTimeoutError(
-            f"sandbox {sb.id}: the rocklet did not answer within {seconds:g} s (the call's deadline)"
-        ) from None
 
 
 def not_running(sb: Sandbox) -> SandboxNotRunningError:

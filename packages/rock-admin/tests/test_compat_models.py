@@ -32,7 +32,9 @@ from rock.actions import (
     BashObservation, CloseBashSessionResponse, CommandResponse, CreateBashSessionResponse, IsAliveResponse,
     ReadFileResponse, RockResponse, SandboxResponse, SandboxStatusResponse, UploadResponse, WriteFileResponse,
 )
-from rock.actions.envs.response import EnvCloseResponse, EnvMakeResponse, EnvResetResponse, EnvStepResponse
+from rock.actions.envs.response import (
+    EnvCloseResponse, EnvListResponse, EnvMakeResponse, EnvResetResponse, EnvStepResponse,
+)
 from rock._codes import codes
 
 # rock.admin.proto.response needs the admin's deps (sqlalchemy...): its two reply models, as there, on the SDK's.
@@ -145,6 +147,7 @@ env = raw("gem:make", EnvMakeResponse, gem.post("/make", json={"env_id": "game:S
 if env is not None:
     raw("gem:reset", EnvResetResponse, gem.post("/reset", json={"sandbox_id": env.sandbox_id, "seed": 1}))
     raw("gem:step", EnvStepResponse, gem.post("/step", json={"sandbox_id": env.sandbox_id, "action": r"\boxed{up}"}))
+    raw("gem:list", EnvListResponse, gem.post("/list", json={"sandbox_id": env.sandbox_id}))
     raw("gem:close", EnvCloseResponse, gem.post("/close", json={"sandbox_id": env.sandbox_id}))
 print(json.dumps(problems))
 """

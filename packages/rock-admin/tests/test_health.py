@@ -90,6 +90,9 @@ def test_a_call_to_a_frozen_rocklet_has_a_deadline(tmp_path: Path) -> None:
             reply = failed(http.post("/run_in_session", json=body))
             assert 2.5 < time.monotonic() - started < 15
             assert "did not answer within 3 s" in reply["message"], reply
+            execute = {"sandbox_id": sid, "command": "echo hi", "timeout": None}
+            reply = failed(http.post("/execute", json=execute))  # the generic (streaming) path too
+            assert "did not answer within 3 s" in reply["message"], reply
             assert _status(http, sid)["state"] == "running"  # health_timeout 0: reported, never failed
         ok(http.post("/create_session", json={"sandbox_id": sid, "session": "t"}))  # s got the echo on thaw
         assert run(http, sid, "echo thawed", session="t")["output"].strip() == "thawed"

@@ -72,12 +72,14 @@ async def _forward(
     path: str,
     method: bytes = b"POST",
     body: bytes | None = None,
+    timeout: float | None = None,
 ) -> Response[Any]:
     """Send the (validated) body to the rocklet as is and wrap its reply, unparsed, in the envelope; a large
-    reply (a file, process output) is relayed as it arrives, never held whole in the admin."""
+    reply (a file, process output) is relayed as it arrives, never held whole in the admin. `timeout`: the
+    call's own (a command's; the admin's deadline is that plus a margin)."""
     try:
         raw = await request.body() if body is None else body
-        reply = await _data(request).open_raw(sandbox_id, method, path, raw)
+        reply = await _data(request).open_raw(sandbox_id, method, path, raw, timeout)
     except Exception as exc:
         return from_exception(exc, sandbox_id)
     if reply.body is not None:
@@ -294,7 +296,7 @@ async def statistics(request: Request[Any, Any, Any], sandbox_id: str | None = N
 
 @post("/execute", status_code=200, responses=ENVELOPE_RESPONSES)
 async def execute(request: Request[Any, Any, Any], data: Command) -> Response[bytes]:
-    return await _forward(request, data.sandbox_id, "/execute")
+    return await _forward(request, data.sandbox_id, "/execute", timeout=data.timeout)
 
 
 @post("/create_session", status_code=200, responses=ENVELOPE_RESPONSES)

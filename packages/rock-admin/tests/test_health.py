@@ -94,6 +94,15 @@ def test_a_call_to_a_frozen_rocklet_has_a_deadline(tmp_path: Path) -> None:
             reply = failed(http.post("/execute", json=execute))  # the generic (streaming) path too
             assert "did not answer within 3 s" in reply["message"], reply
             assert _status(http, sid)["state"] == "running"  # health_timeout 0: reported, never failed
+        made = httpx.post(
+            f"{admin.url}/apis/v1/envs/gem/make", json={"env_id": "game:Sokoban-v0-easy"}, timeout=60
+        )
+        env = made.json()["sandbox_id"]
+        with _frozen(_rocklet_pid(admin, env)):
+            step = httpx.post(
+                f"{admin.url}/apis/v1/envs/gem/step", json={"sandbox_id": env, "action": "up"}, timeout=60
+            )
+            assert step.status_code == 504 and "did not answer within 3 s" in step.json()["detail"], step.text
         ok(http.post("/create_session", json={"sandbox_id": sid, "session": "t"}))  # s got the echo on thaw
         assert run(http, sid, "echo thawed", session="t")["output"].strip() == "thawed"
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from rock.actions import EnvCloseRequest, EnvMakeRequest, EnvResetRequest, EnvStepRequest
 from rock_admin.api.envelope import class_path, raw_body_operation
+from rock_admin.service.errors import RockletTimeoutError
 from rock_admin.service.gem import GemService
 from rock_admin.service.lifecycle import SandboxError, SandboxNotFoundError, SandboxNotRunningError
 
@@ -32,6 +33,7 @@ GEM_RESPONSES = {
     200: ResponseSpec(dict[str, Any], description="the GEM reply, raw JSON (no envelope)"),
     400: ResponseSpec(GemError, description="a bad request (unknown env, bad action, ...)"),
     404: ResponseSpec(GemError, description="no such env, or its sandbox is not running"),
+    504: ResponseSpec(GemError, description="the env's sandbox did not answer within the call's deadline"),
     422: ResponseSpec(GemError, description="the body does not validate"),
 }
 
@@ -45,6 +47,8 @@ async def _reply(call: Any) -> Response[Any]:
         result = await call
     except (SandboxNotFoundError, SandboxNotRunningError) as exc:
         return Response({"detail": str(exc)}, status_code=404)
+    except RockletTimeoutError as exc:
+        return Response({"detail": str(exc)}, status_code=504)
     except SandboxError as exc:
         return Response({"detail": str(exc)}, status_code=400 if exc.code == 4000 else 500)
     except (ValueError, LookupError, RuntimeError, OSError) as exc:

@@ -144,7 +144,8 @@ async def admin_sandboxes(n: int, window: float, workdir: Path) -> dict[str, Any
     from rock.sdk.sandbox.config import SandboxConfig
     from rock_admin.testing import running_admin
 
-    with running_admin(workdir / "admin", auto_stop_interval="5") as admin:
+    # pids_max 32: room in the host's pids budget for many idle sandboxes (each holds 2-3 processes).
+    with running_admin(workdir / "admin", auto_stop_interval="5", pids_max="32") as admin:
         config = SandboxConfig(base_url=admin.url, image="python:3.11", memory="256m", cpus=0.5)
         boxes: list[Sandbox] = []
         t = time.monotonic()

@@ -77,6 +77,32 @@ def _plant_links_and_die(http: httpx.Client, sandbox: str, tmp_path: Path) -> No
 
 
 @needs_root
+def test_exit_reason_reads_only_what_the_init_wrote(tmp_path: Path) -> None:
+    """exit.json counts only as the sandbox's init (the admin's uid) wrote it: under a user namespace the
+    sandbox may make one (its run dir is sticky, the name free until B writes), e.g. after B was OOM-killed."""
+    from rock_admin.runtimes.base import Handle
+    from rock_admin.runtimes.process import ProcessRuntime
+
+    runtime = ProcessRuntime(str(tmp_path / "state"), isolation="none")
+    run_dir = tmp_path / "sandbox" / "run"
+    run_dir.mkdir(parents=True)
+    handle = Handle(sandbox_id="x", sandbox_dir=str(run_dir.parent))
+    exit_json = run_dir / "exit.json"
+    exit_json.write_text(json.dumps({"reason": "rocklet killed by SIGKILL"}))
+    assert runtime.exit_reason(handle) == "rocklet killed by SIGKILL"
+    exit_json.write_text(json.dumps({"reason": "FAKE: out of memory, restart me elsewhere"}))
+    os.chown(exit_json, 100_000, 100_000)  # as a sandbox's root writes it
+    assert runtime.exit_reason(handle) == "the sandbox's init process was killed"
+    exit_json.unlink()
+    os.mkfifo(exit_json)  # never blocks the admin
+    (run_dir / "rocklet.log").write_bytes(b"x" * 100_000 + b"\nlast words")
+    assert (
+        runtime.exit_reason(handle)
+        == "the sandbox's init process was killed (last log: " + "x" * 489 + "\nlast words)"
+    )
+
+
+@needs_root
 def test_sandbox_cannot_swap_its_socket_for_another(http: httpx.Client, two) -> None:
     """The admin connects to `run/rocklet.sock` on the host: a sandbox that replaced it with a link to another
     socket (another sandbox's, the engine's) would have the admin send its calls there."""

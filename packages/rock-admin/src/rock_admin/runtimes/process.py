@@ -397,7 +397,10 @@ class ProcessRuntime(Runtime):
             parts.append("out of memory: the sandbox hit its memory limit and the kernel killed a process")
         run_dir = Path(handle.sandbox_dir) / "run"
         try:
-            data = json.loads(read_sandbox_file(run_dir, "exit.json", EXIT_JSON_MAX, tail=False))
+            # B writes it as the admin's uid; with a user namespace the sandbox's own files are not.
+            data = json.loads(
+                read_sandbox_file(run_dir, "exit.json", EXIT_JSON_MAX, tail=False, owner=os.geteuid())
+            )
             parts.append(str(data.get("reason", "rocklet exited"))[:200])
         except (OSError, ValueError, AttributeError):
             parts.append("the sandbox's init process was killed")
@@ -417,9 +420,10 @@ EXIT_JSON_MAX = 4096
 LOG_TAIL_MAX = 4096
 
 
-def read_sandbox_file(directory: Path, name: str, limit: int, tail: bool = True) -> bytes:
-    """At most `limit` bytes (the last ones with `tail`) of the regular file `name` in a directory the sandbox
-    writes to, never following a link there: the sandbox may have swapped the file for a link to a host file."""
+def read_sandbox_file(directory: Path, name: str, limit: int, tail: bool = True, owner: int = -1) -> bytes:
+    """At most `limit` bytes (the last ones with `tail`) of the regular file `name` (owned by `owner`, when
+    given) in a directory the sandbox writes to, never following a link there: the sandbox may have swapped
+    the file for a link to a host file."""
     dir_fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         # O_NONBLOCK: a FIFO planted there must not hang the admin (a regular file ignores the flag).
@@ -430,6 +434,8 @@ def read_sandbox_file(directory: Path, name: str, limit: int, tail: bool = True)
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, f"{name} is not a regular file")
+        if owner >= 0 and st.st_uid != owner:
+            raise OSError(errno.EPERM, f"{name} is not owned by uid {owner}")
         if not tail and st.st_size > limit:
             raise OSError(errno.EFBIG, f"{name} is over {limit} bytes")
         return os.pread(fd, limit, max(0, st.st_size - limit) if tail else 0)

@@ -33,6 +33,7 @@ from rock.actions import BashAction, CreateBashSessionRequest
 from rock.rocklet_client import RockletClient
 from rock.sdk.sandbox.client import Sandbox
 from rock.sdk.sandbox.config import SandboxConfig
+from rock_admin.service.tokens import TokenKey
 from rock_admin.testing import running_admin
 
 
@@ -109,11 +110,13 @@ async def bench_rtt(url: str, n: int) -> dict[str, Any]:
     # The test-only path: the rocklet's socket and token live in the admin's store.
     import sqlite3
 
-    db = Path(uds).parents[3] / "rock-admin.db"
-    with sqlite3.connect(db) as conn:
-        token = json.loads(
+    state_dir = Path(uds).parents[3]
+    with sqlite3.connect(state_dir / "rock-admin.db") as conn:
+        record = json.loads(
             conn.execute("SELECT record FROM sandboxes WHERE sandbox_id=?", (sb.sandbox_id,)).fetchone()[0]
-        )["token"]
+        )
+    # The store keeps only a nonce: the token is derived from the admin's key, as the admin derives it.
+    token = TokenKey.from_file(str(state_dir / "rocklet-token.key")).token(record)
     from rock_admin.runtimes.process import short_path
 
     async with RockletClient(uds=short_path(uds), auth_token=token) as rocklet:

@@ -35,6 +35,7 @@ from roll.config.validate import world_size_of
 from roll.distributed.cluster import Cluster
 from roll.distributed.placement import parse_device_mapping
 from roll.strategies.base import LossConfig
+from roll.strategies.registry import strategy_spec
 
 GROUPING_KEYS = {"batch", "traj_group_id", "tags", "tag", "group_id", "env_id", "traj_id"}
 
@@ -452,7 +453,10 @@ class AgenticPipeline:
 
     def sync_weights(self, version: int) -> None:
         """actor_train → actor_infer; `version` = train steps in these weights. Waits for in-flight generation."""
-        state = self.actor_train.execute_rank0("state_dict")
+        if strategy_spec(self.cfg.actor_train.strategy_args.strategy_name).collective_state_dict:
+            state = self.actor_train.execute_all("state_dict")[0]  # ZeRO-3: all ranks gather, rank 0 keeps
+        else:
+            state = self.actor_train.execute_rank0("state_dict")
         with self.gen_lock:
             self.actor_infer.execute_all("load_state_dict", state)
             self.policy_version = version

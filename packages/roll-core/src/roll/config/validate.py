@@ -235,6 +235,11 @@ def validate(
                 f"world_size={world} needs `runtime: ray` (local runtime runs one worker per role)",
             )
         placements.append(RolePlacement(name, strategy, devices, world))
+        if strategy == "deepspeed_train" and check_environment and unavailable_reason(strategy) is None:
+            from roll.strategies.ds_config import validate_role
+
+            for path, msg in validate_role(name, role, world):
+                err(path, msg)
         if check_environment:
             _check_model(cfg, name, role, platform, devices, err)
     colocation(placements)

@@ -47,6 +47,9 @@ class Worker:
 
         os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = master_addr, str(master_port)
         dist.init_process_group(backend, rank=self.rank, world_size=self.world_size)
+        if hasattr(self.strategy, "on_process_group"):  # builds on the group, syncs ranks itself (DeepSpeed)
+            self.strategy.on_process_group()
+            return True
         # identical weights on every rank: broadcast rank 0's
         for p in self.strategy.model.parameters():
             dist.broadcast(p.data, src=0)

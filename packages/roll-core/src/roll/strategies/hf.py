@@ -281,6 +281,10 @@ class HfTrainStrategy(_HfBase, TrainStrategy):
         for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
             group["lr"] = base * self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
 
+    def _backward(self, loss: torch.Tensor) -> None:
+        """Gradients of one micro-batch's loss (DeepSpeed routes this through its engine)."""
+        loss.backward()
+
     def _all_reduce_grads(self) -> None:
         import torch.distributed as dist
 
@@ -372,7 +376,7 @@ class HfTrainStrategy(_HfBase, TrainStrategy):
         ent_loss = agg_loss(ent, mask, loss.loss_agg_mode, num_tokens=n_tok, num_seqs=n_seq)
         if want_entropy:
             total = total - loss.entropy_loss_coef * ent_loss
-        total.backward()
+        self._backward(total)
         ratio = diag["ratio"]
         has = mask.sum() > 0
         m = mask if has else torch.ones_like(mask)
@@ -508,7 +512,7 @@ class HfCriticStrategy(HfTrainStrategy):
         values = self._values(ub["input_ids"], ub["attention_mask"])
         per_token, diag = value_loss(values, ub["values"], ub["returns"], loss.value_clip)
         vf_loss = agg_loss(per_token, mask, loss.loss_agg_mode, num_tokens=n_tok, num_seqs=n_seq)
-        vf_loss.backward()
+        self._backward(vf_loss)
         v = values.detach()
         return {
             "critic/loss": float(vf_loss.detach()),

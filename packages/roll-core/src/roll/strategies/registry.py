@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from dataclasses import dataclass
 
 
@@ -18,6 +19,8 @@ class StrategySpec:
     extra: str | None = None  # roll-core extra that brings the backend's packages
     note: str = ""
     critic_target: str | None = None  # the value-model variant a train strategy offers the `critic` role
+    requires: str | None = None  # the module the backend imports (missing → "install roll-core[<extra>]")
+    collective_state_dict: bool = False  # every rank joins state_dict() (ZeRO-3 gathers); rank 0 returns it
 
 
 _SPECS: dict[str, StrategySpec] = {}
@@ -35,7 +38,16 @@ for _spec in (
         "roll.strategies.hf:HfTrainStrategy",
         critic_target="roll.strategies.hf:HfCriticStrategy",
     ),
-    StrategySpec("deepspeed_train", "train", None, "deepspeed", "ZeRO 1/2/3 training"),
+    StrategySpec(
+        "deepspeed_train",
+        "train",
+        "roll.strategies.deepspeed_strategy:DeepSpeedTrainStrategy",
+        "deepspeed",
+        "ZeRO 0/1/2/3 training",
+        critic_target="roll.strategies.deepspeed_strategy:DeepSpeedCriticStrategy",
+        requires="deepspeed",
+        collective_state_dict=True,
+    ),
     StrategySpec("deepspeed_infer", "infer", None, "deepspeed", "DeepSpeed inference"),
     StrategySpec("megatron_train", "train", None, "megatron", "Megatron-Core training (needs CUDA)"),
     StrategySpec("megatron_infer", "infer", None, "megatron", "Megatron-Core inference (needs CUDA)"),
@@ -65,6 +77,11 @@ def unavailable_reason(name: str) -> str | None:
     """Why `name` cannot run here (a message naming what to install/change), or None when it can."""
     spec = strategy_spec(name)
     if spec.target is not None:
+        if spec.requires and importlib.util.find_spec(spec.requires) is None:
+            return (
+                f"strategy {name!r} ({spec.note}) needs the {spec.requires!r} package: "
+                f"`pip install roll-core[{spec.extra}]`"
+            )
         return None
     if spec.extra is None:
         return (

@@ -1,0 +1,131 @@
+"""One rank of a multi-process train run (gloo on CPU): `python deepspeed_ranks.py SPEC.json RANK`.
+
+The spec names the model, the world size, the port and a list of runs (`hf_train` or `deepspeed_train`
+with a strategy_config); every rank trains its equal share of the same batch for `steps` steps and writes
+`<out>/rank<R>.pt`: per run the metrics of each step, seconds per step, rank 0's full state dict, and the
+peak RSS of this process. Used by test_deepspeed.py and bench/bench_deepspeed.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+
+def batch(B: int, L: int, seed: int):
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    out = {
+        "input_ids": torch.randint(0, 250, (B, L), generator=g),
+        "attention_mask": torch.ones(B, L, dtype=torch.long),
+        "response_mask": torch.zeros(B, L - 1),
+    }
+    out["response_mask"][:, L // 2 :] = 1
+    out["advantages"] = torch.randn(B, L - 1, generator=g) * out["response_mask"]
+    return out
+
+
+def role(spec: dict, run: dict):
+    from roll.config import ModelArgs, StrategyArgs, TrainingArgs, WorkerConfig
+
+    return WorkerConfig(
+        model_args=ModelArgs(
+            model_name_or_path=spec["model"], dtype=spec.get("dtype", "fp32"), attn_implementation="sdpa"
+        ),
+        training_args=TrainingArgs(
+            learning_rate=1e-3,
+            per_device_train_batch_size=spec.get("micro", 2),
+            gradient_accumulation_steps=spec.get("ga", 2),
+            max_grad_norm=1.0,
+            max_steps=10,
+        ),
+        strategy_args=StrategyArgs(run["strategy"], run.get("config")),
+        infer_batch_size=spec.get("micro", 2),
+    )
+
+
+def main(spec_path: str, rank: int) -> None:
+    with open(spec_path) as f:
+        spec = json.load(f)
+    world = spec["world_size"]
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(spec["port"]))
+    import torch
+    import torch.distributed as dist
+
+    from roll.strategies.base import LossConfig
+    from roll.strategies.registry import load_strategy_class
+
+    torch.set_num_threads(spec.get("threads", 1))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    full = batch(spec["batch"], spec["length"], spec.get("seed", 0))
+    share = spec["batch"] // world
+    mine = {k: v[rank * share : (rank + 1) * share] for k, v in full.items()}
+    results = {}
+    for run in spec["runs"]:
+        cls = load_strategy_class(run["strategy"])
+        strategy = cls(role(spec, run), seed=42, rank=rank, world_size=world)
+        if hasattr(strategy, "on_process_group"):
+            strategy.on_process_group()
+        strategy.set_total_steps(10)
+        metrics, seconds = [], []
+        for _ in range(spec["steps"]):
+            dist.barrier()
+            t0 = time.perf_counter()
+            metrics.append(strategy.train_step(mine, LossConfig()))
+            seconds.append(time.perf_counter() - t0)
+        state = strategy.state_dict() if run["strategy"] == "deepspeed_train" or rank == 0 else {}
+        results[run["name"]] = {"metrics": metrics, "seconds": seconds, "state": state}
+        del strategy
+    results["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    torch.save(results, os.path.join(spec["out"], f"rank{rank}.pt"))
+    dist.destroy_process_group()
+
+
+def launch(spec: dict, out_dir: str, timeout_s: float = 600) -> list[dict]:
+    """Run every rank of `spec` as its own process; their results, or RuntimeError with the logs' tails."""
+    import socket
+    import subprocess
+
+    import torch
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    spec = {**spec, "port": port, "out": out_dir}
+    spec_path = os.path.join(out_dir, "spec.json")
+    with open(spec_path, "w") as f:
+        json.dump(spec, f)
+    env = {**os.environ, "OMP_NUM_THREADS": str(spec.get("threads", 1)), "TOKENIZERS_PARALLELISM": "false"}
+    logs = [open(os.path.join(out_dir, f"rank{r}.log"), "w") for r in range(spec["world_size"])]  # noqa: SIM115
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, spec_path, str(r)], stdout=log, stderr=subprocess.STDOUT, env=env
+        )
+        for r, log in enumerate(logs)
+    ]
+    deadline = time.monotonic() + timeout_s
+    try:
+        for p in procs:
+            p.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()  # a rank that lost its peer waits on gloo forever
+                p.wait()
+        for log in logs:
+            log.close()
+    if any(p.returncode for p in procs):
+        tails = [Path(out_dir, f"rank{r}.log").read_text()[-3000:] for r in range(len(procs))]
+        raise RuntimeError(f"ranks exited {[p.returncode for p in procs]}:\n" + "\n---\n".join(tails))
+    return [torch.load(os.path.join(out_dir, f"rank{r}.pt"), weights_only=False) for r in range(len(procs))]
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]))

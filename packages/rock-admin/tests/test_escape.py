@@ -121,6 +121,29 @@ def test_sandbox_cannot_swap_its_socket_for_another(http: httpx.Client, two) -> 
     assert run(http, a, "hostname")["output"].strip() == a[:63]
 
 
+@needs_root
+@pytest.mark.parametrize("userns", ["off", "auto"])
+def test_admin_secrets_not_readable_through_the_rocklets_proc(tmp_path: Path, userns: str) -> None:
+    """The rocklet is a fork of the zygote, whose environ was the admin's (API keys in ROCK_ADMIN_API_KEYS):
+    sandbox code, the rocklet's uid and capabilities, read it in /proc/<rocklet>/environ (and its memory)."""
+    key = f"admin-key-{tmp_path.name[-12:]}"
+    with (
+        running_admin(tmp_path / "admin", api_keys=key, userns=userns) as admin,
+        admin.client(headers={"X-API-Key": key}) as http,
+    ):
+        sid = start_sandbox(http)
+        ok(http.post("/create_session", json={"sandbox_id": sid, "session": "s"}))
+        probe = (  # the patterns written so that grep's own cmdline does not match them
+            "for p in /proc/[0-9]*; do cat $p/environ $p/cmdline; done 2>/dev/null | tr '\\0' '\\n'"
+            " | grep -c 'ROCK_ADMIN[_]'; grep -c 'admin-ke[y]' /proc/$PPID/mem 2>&1 | tail -1;"
+            " head -c1 /proc/$PPID/environ"
+        )
+        seen = run(http, sid, probe + " 2>&1")["output"]
+    lines = seen.strip().splitlines()
+    assert lines[0] == "0" and key not in seen, seen
+    assert "Permission denied" in lines[1] and "Permission denied" in lines[2], seen
+
+
 # --- seccomp, applied to every sandbox ---
 
 

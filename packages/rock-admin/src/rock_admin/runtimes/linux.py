@@ -137,6 +137,13 @@ def idmapped_tree(path: str, userns_fd: int) -> int:
     return fd
 
 
+PR_SET_DUMPABLE = 4
+
+
+def set_dumpable(dumpable: bool) -> None:
+    _check(_libc.prctl(PR_SET_DUMPABLE, int(dumpable), 0, 0, 0), "prctl(PR_SET_DUMPABLE)")
+
+
 def loopback_up() -> None:
     """Bring `lo` up in a fresh network namespace (it starts down)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:

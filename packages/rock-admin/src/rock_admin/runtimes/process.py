@@ -156,7 +156,9 @@ class ProcessRuntime(Runtime):
             with contextlib.suppress(OSError):
                 os.kill(int(reply["pid"]), signal.SIGTERM)
         log_file = open(self.state_dir / "zygote.log", "ab")  # noqa: SIM115 - handed to the child
-        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        # Without the admin's settings (API keys, store URLs): the zygote's environ is every sandbox's too.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ROCK_ADMIN_")}
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
         proc = subprocess.Popen(
             [sys.executable, "-m", "rock_admin.runtimes.zygote", self.control],
             stdout=log_file,

@@ -152,6 +152,9 @@ def _run_rocklet(spec: dict[str, Any], run_dir: str, listen_fd: int, userns: boo
         os.setresgid(0, 0, 0)
         os.setgroups([])
         os.setresuid(0, 0, 0)
+    # Not dumpable: sandbox code (same uid, same capabilities) must not read this process's memory or the
+    # zygote's environ through /proc/<rocklet>/{mem,environ}: other sandboxes' specs passed through it.
+    linux.set_dumpable(False)
     seccomp.install_sandbox_filter()
     if spec["isolate"]:
         linux.drop_capabilities()

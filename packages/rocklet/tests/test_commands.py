@@ -7,6 +7,7 @@ import time
 
 import httpx
 
+from rocklet.sessions.output import OutputBuffer
 from rocklet.testing import error_of
 
 
@@ -83,7 +84,8 @@ def test_execute_output_is_bounded_head_and_tail(http: httpx.Client) -> None:
     ).json()
     assert r["exit_code"] == 0
     assert r["stdout"].startswith("first\n") and r["stdout"].endswith("last\n")
-    assert len(r["stdout"]) < 1_200_000
+    assert len(r["stdout"]) < 1_050_000  # 1 MiB kept, plus the note
+    assert "bytes of output dropped by the rocklet's output limit" in r["stdout"]
 
 
 def test_execute_many_concurrent(http: httpx.Client) -> None:
@@ -93,3 +95,17 @@ def test_execute_many_concurrent(http: httpx.Client) -> None:
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         replies = list(pool.map(one, range(40)))
     assert [r["stdout"] for r in replies] == [f"{i}\n" for i in range(40)]
+
+
+def test_output_buffer_keeps_at_most_its_limit() -> None:
+    # Chunks that leave the lazily trimmed tail just under the trim point: what is taken is still the limit.
+    buffer = OutputBuffer(4096)
+    total = 0
+    for i in range(40):
+        chunk = bytes([65 + i % 26]) * 700
+        buffer.append(chunk)
+        total += len(chunk)
+    captured = buffer.take_all()
+    assert len(captured.head) + len(captured.tail) == 4096
+    assert captured.dropped == total - 4096
+    assert captured.tail.endswith(bytes([65 + 39 % 26]) * 700)

@@ -50,7 +50,11 @@ class OutputBuffer:
 
     def take(self, end: int, resume: int) -> Captured:
         """Everything before `data[end]`; `data[resume:]` stays for the next reader."""
-        captured = Captured(self.head or b"", bytes(self.data[:end]), self.dropped)
+        tail, dropped = bytes(self.data[:end]), self.dropped
+        if self.head is not None and len(self.head) + len(tail) > self.limit:  # the tail is trimmed lazily
+            cut = len(self.head) + len(tail) - self.limit
+            tail, dropped = tail[cut:], dropped + cut
+        captured = Captured(self.head or b"", tail, dropped)
         del self.data[:resume]
         self.head = None
         self.dropped = 0

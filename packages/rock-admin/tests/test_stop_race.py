@@ -7,6 +7,7 @@ import os
 import random
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def sandbox_cgroups(prefix: str) -> list[Path]:
     return [d for p in parents if p.is_dir() for d in p.iterdir() if d.name.startswith(prefix)]
 
 
-def _settle(check, timeout: float = 10.0):  # noqa: ANN001 - a predicate returning what it found
+def _settle(check: Callable[[], list], timeout: float = 10.0) -> list:
     """Poll until `check()` returns an empty list (the kernel reaps asynchronously); what is left otherwise."""
     deadline = time.monotonic() + timeout
     while (left := check()) and time.monotonic() < deadline:

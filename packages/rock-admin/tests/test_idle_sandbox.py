@@ -45,7 +45,7 @@ def test_idle_sandbox_processes_do_not_wake_up(http: httpx.Client) -> None:
         before = _wakeups(pids)
         time.sleep(3.0)
         woke = _wakeups(pids) - before
-        # uvicorn's stock server alone woke ~30 times in 3 s.
-        assert woke <= 6, f"{woke} wake-ups in 3 s of an idle sandbox"
+        # uvicorn's stock server alone woke ~30 times in 3 s; the admin's health scan may probe it once meanwhile.
+        assert woke <= 10, f"{woke} wake-ups in 3 s of an idle sandbox"
     finally:
         http.post("/stop", json={"sandbox_id": sid})

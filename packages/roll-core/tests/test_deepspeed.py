@@ -247,3 +247,84 @@ def test_pipeline_trains_with_zero3_and_resumes(tmp_path, tiny_model_dir):
     assert [r["step"] for r in resumed] == [0, 1, 2, 3]
     for key in ("rollout/score/mean", "actor/pg_loss", "actor/grad_norm", "actor/lr", "actor/entropy"):
         assert resumed[3][key] == pytest.approx(straight[3][key], rel=1e-4, abs=1e-6), key
+
+
+# ROLL's agentic_val_sokoban.yaml, unchanged, on this CPU machine: only the model, placement, sizes and
+# output paths change (the README lists why). Outputs are relative to the run's working directory.
+SOKOBAN_OVERRIDES = [
+    "pretrain=builtin:tiny-qwen2",
+    "reward_pretrain=builtin:tiny-qwen2",
+    "actor_train.device_mapping=null",
+    "actor_train.world_size=2",
+    "actor_train.model_args.attn_implementation=sdpa",
+    "actor_infer.strategy_args.strategy_name=hf_infer",
+    "actor_infer.device_mapping=null",
+    "actor_infer.world_size=1",
+    "reference.device_mapping=null",
+    "reference.world_size=1",
+    "reference.model_args.attn_implementation=sdpa",
+    "max_steps=5",
+    "save_steps=2",
+    "eval_steps=100",
+    "rollout_batch_size=8",
+    "train_env_manager.num_env_groups=8",
+    "train_env_manager.num_groups_partition=[8]",
+    "val_batch_size=4",
+    "val_env_manager.num_env_groups=4",
+    "val_env_manager.num_groups_partition=[1,1,1,1]",
+    "max_tokens_per_step=16",
+    "output_dir=out",
+    "logging_dir=out/logs",
+    "render_save_dir=out/render",
+    "checkpoint_config.output_dir=out/checkpoints",
+    "track_with=jsonl",
+    "progress_bar=false",
+]
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_rolls_sokoban_config_on_zero3_resumes_after_kill_9(tmp_path):
+    """ROLL's own file with ZeRO-3 on 2 gloo ranks (Ray); kill -9 after a checkpoint; resume finishes."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from roll.agentic.tracking import read_jsonl
+
+    ref = HERE.parents[0] / "examples" / "qwen2.5-0.5B-agentic"
+    cmd = [sys.executable, "-m", "roll", "--config_path", str(ref), "--config_name", "agentic_val_sokoban"]
+    cmd += SOKOBAN_OVERRIDES
+    metrics = tmp_path / "out" / "logs" / "metrics.jsonl"
+    with open(tmp_path / "first.log", "w") as log:
+        # own session: kill -9 takes the driver and the Ray processes it started
+        run = subprocess.Popen(
+            cmd, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        deadline, steps = time.monotonic() + 400, []
+        try:
+            while time.monotonic() < deadline and run.poll() is None:
+                if metrics.is_file():
+                    steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
+                if 3 in steps and (tmp_path / "out" / "checkpoints" / "checkpoint-2").is_dir():
+                    break
+                time.sleep(0.5)
+        finally:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+    assert 3 in steps, (tmp_path / "first.log").read_text()[-3000:]
+    before = read_jsonl(metrics)
+    ck = tmp_path / "out" / "checkpoints" / "checkpoint-2" / "actor_train"
+    assert (ck / "deepspeed" / "checkpoint").is_dir() and (ck / "model" / "config.json").is_file()
+    done = subprocess.run(
+        [*cmd, "resume_from_checkpoint=true"], cwd=tmp_path, capture_output=True, text=True, timeout=400
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    after = read_jsonl(metrics)
+    assert [r["step"] for r in after] == [0, 1, 2, 3, 4]
+    # step 3 ran twice: before the kill and after resuming from checkpoint-2; the same numbers
+    for key in ("rollout/score/mean", "actor/pg_loss", "actor/grad_norm", "actor/lr", "actor/entropy"):
+        assert after[3][key] == pytest.approx(before[3][key], rel=1e-4, abs=1e-6), key

@@ -6,6 +6,8 @@ The tokenizer maps every UTF-8 byte to one token (256) plus three specials (`<|e
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
@@ -68,7 +70,16 @@ def build_tiny_model(path: str | Path, seed: int = 0, **overrides) -> str:
     )
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(config)
-    path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
+    # written aside and renamed: ranks that build it at once never load a half-written folder
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    if overrides:
+        shutil.rmtree(path, ignore_errors=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(tmp, path)
+    except OSError:  # another process finished first (same seed: the same weights)
+        shutil.rmtree(tmp, ignore_errors=True)
     return str(path)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
+import os
 import time
 
 import httpx
+import pytest
 
+from rock.actions import Command
+from rock.exceptions import CommandTimeoutError
+from rocklet import commands
 from rocklet.sessions.output import OutputBuffer
 from rocklet.testing import error_of
 
@@ -109,3 +115,16 @@ def test_output_buffer_keeps_at_most_its_limit() -> None:
     assert len(captured.head) + len(captured.tail) == 4096
     assert captured.dropped == total - 4096
     assert captured.tail.endswith(bytes([65 + 39 % 26]) * 700)
+
+
+def test_execute_without_pidfd(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A kernel (or seccomp filter) without pidfd_open: the exit is awaited from a thread instead.
+    def refuse(pid: int) -> int:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(os, "pidfd_open", refuse)
+    command = Command(command="echo out; echo err >&2; exit 4", shell=True)
+    reply = asyncio.run(commands.execute(command, max_output_bytes=1 << 20))
+    assert (reply.stdout, reply.stderr, reply.exit_code) == ("out\n", "err\n", 4)
+    with pytest.raises(CommandTimeoutError):
+        asyncio.run(commands.execute(Command(command=["sleep", "30"], timeout=0.3), max_output_bytes=1 << 20))

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
+import resource
 import statistics
 import sys
 import tempfile
@@ -83,14 +85,69 @@ async def bench_sequential(url: str, n: int) -> dict[str, Any]:
     return summary(times)
 
 
-async def bench_burst(url: str, n: int) -> dict[str, Any]:
+def _cpu_ms(pid: int) -> float:
+    """CPU time of every thread of `pid` (ns precision), in ms; 0 once it is gone."""
+    total = 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    return total / 1e6
+
+
+def _cpu_by_role(admin_pid: int, before: dict[int, float]) -> dict[str, float]:
+    """CPU (ms) since `before` of the admin, its zygote and the sandboxes' processes by role (the zygote's
+    children are the sandboxes' inits, theirs the rocklets, theirs the bash sessions and what those run).
+    Processes that exited meanwhile are not counted."""
+    roles: dict[str, float] = {}
+
+    def add(role: str, pid: int) -> None:
+        roles[role] = roles.get(role, 0.0) + _cpu_ms(pid) - before.get(pid, 0.0)
+
+    add("admin", admin_pid)
+    for zygote in _children(admin_pid):
+        add("zygote" if zygote in before else "admin's other children", zygote)
+        for init in _children(zygote) - set(before):
+            add("init", init)
+            for rocklet in _children(init):
+                add("rocklet", rocklet)
+                for pid in {p for bash in _children(rocklet) for p in _descendants(bash)}:
+                    add("bash", pid)
+    return roles
+
+
+def _children(pid: int) -> set[int]:
+    kids: set[int] = set()
+    with contextlib.suppress(OSError):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            kids |= {int(c) for c in Path(f"/proc/{pid}/task/{tid}/children").read_text().split()}
+    return kids
+
+
+async def bench_burst(url: str, n: int, admin_pid: int) -> dict[str, Any]:
+    """n creates at once; also the CPU each sandbox cost (the burst is CPU-bound: on an idle machine its wall
+    time is about that total over the cores), by process role, which a busy machine does not skew."""
+    before = {pid: _cpu_ms(pid) for pid in _descendants(admin_pid)}
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     t = time.perf_counter()
     results = await asyncio.gather(*(create_and_echo(url) for _ in range(n)))
     wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    roles = _cpu_by_role(admin_pid, before)
+    roles["client"] = (after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime) * 1000
     ok = [r[0] for r in results if not r[2]]
     errors = [r[2] for r in results if r[2]]
     await asyncio.gather(*(r[1].close() for r in results if r[1] is not None), return_exceptions=True)
-    return {**summary(ok), "wall_s": round(wall, 3), "success_rate": len(ok) / n, "errors": errors[:5]}
+    per_sandbox = {role: round(ms / n, 2) for role, ms in sorted(roles.items(), key=lambda kv: -kv[1])}
+    return {
+        **summary(ok),
+        "wall_s": round(wall, 3),
+        "success_rate": len(ok) / n,
+        "errors": errors[:5],
+        "cpu_ms_per_sandbox": {"total": round(sum(roles.values()) / n, 2), **per_sandbox},
+        "idle_wall_estimate_s": round(sum(roles.values()) / 1000 / (os.cpu_count() or 1), 2),
+    }
 
 
 async def bench_rtt(url: str, n: int) -> dict[str, Any]:
@@ -282,12 +339,13 @@ async def bench_gem(url: str, steps: int, pooled_envs: int, pooled_seconds: floa
     }
 
 
-async def main_async(args: argparse.Namespace, url: str) -> dict[str, Any]:
+async def main_async(args: argparse.Namespace, url: str, admin_pid: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     print("sequential create→echo ...", flush=True)
     results["create_to_first_echo_sequential"] = await bench_sequential(url, args.sequential)
     print("burst ...", flush=True)
-    results["create_to_first_echo_burst"] = {"concurrency": args.burst, **await bench_burst(url, args.burst)}
+    burst = await bench_burst(url, args.burst, admin_pid)
+    results["create_to_first_echo_burst"] = {"concurrency": args.burst, **burst}
     print("command round trip ...", flush=True)
     results["echo_rtt"] = await bench_rtt(url, args.rtt)
     print("memory ...", flush=True)
@@ -316,7 +374,8 @@ def main() -> None:
         tempfile.TemporaryDirectory(prefix="bench-", dir=scratch) as tmp,
         running_admin(Path(tmp) / "admin") as admin,
     ):
-        results = asyncio.run(main_async(args, admin.url))
+        assert admin.proc is not None
+        results = asyncio.run(main_async(args, admin.url, admin.proc.pid))
     report = {
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "kernel": platform.release()},
         "targets": {

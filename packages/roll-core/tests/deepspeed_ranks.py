@@ -1,9 +1,10 @@
-"""One rank of a multi-process train run (gloo on CPU): `python deepspeed_ranks.py SPEC.json RANK`.
+"""One rank of a multi-process train run: `python deepspeed_ranks.py SPEC.json RANK`.
 
-The spec names the model, the world size, the port and a list of runs (`hf_train` or `deepspeed_train`
-with a strategy_config); every rank trains its equal share of the same batch for `steps` steps and writes
-`<out>/rank<R>.pt`: per run the metrics of each step, seconds per step, rank 0's full state dict, and the
-peak RSS of this process. Used by test_deepspeed.py and bench/bench_deepspeed.py.
+The spec names the model, the world size, the device (`cpu`: gloo; `cuda`: one GPU per rank, nccl), the
+port and a list of runs (`hf_train` or `deepspeed_train` with a strategy_config); every rank trains its
+equal share of the same batch for `steps` steps and writes `<out>/rank<R>.pt`: per run the metrics of each
+step, seconds per step and the state dict (full on rank 0), plus this process's peak RSS (and peak GPU
+memory on CUDA). Used by test_deepspeed*.py and bench/bench_deepspeed.py.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ def batch(B: int, L: int, seed: int):
     out["response_mask"][:, L // 2 :] = 1
     out["advantages"] = torch.randn(B, L - 1, generator=g) * out["response_mask"]
     return out
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def role(spec: dict, run: dict):
@@ -58,17 +64,22 @@ def main(spec_path: str, rank: int) -> None:
     import torch.distributed as dist
 
     from roll.strategies.base import LossConfig
+    from roll.strategies.deepspeed_strategy import collective_backend
     from roll.strategies.registry import load_strategy_class
 
     torch.set_num_threads(spec.get("threads", 1))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    device = "cpu" if spec.get("device", "cpu") == "cpu" else f"{spec['device']}:{rank}"
+    dist.init_process_group(collective_backend(device), rank=rank, world_size=world)
+    if any(run["strategy"] == "deepspeed_train" for run in spec["runs"]):
+        import deepspeed  # noqa: F401  (its import belongs to the baseline, not to the model's memory)
+    base_rss_mib = _rss_mib()
     full = batch(spec["batch"], spec["length"], spec.get("seed", 0))
     share = spec["batch"] // world
     mine = {k: v[rank * share : (rank + 1) * share] for k, v in full.items()}
     results = {}
     for run in spec["runs"]:
         cls = load_strategy_class(run["strategy"])
-        strategy = cls(role(spec, run), seed=42, rank=rank, world_size=world)
+        strategy = cls(role(spec, run), seed=42, device=device, rank=rank, world_size=world)
         if hasattr(strategy, "on_process_group"):
             strategy.on_process_group()
         strategy.set_total_steps(10)
@@ -82,6 +93,9 @@ def main(spec_path: str, rank: int) -> None:
         results[run["name"]] = {"metrics": metrics, "seconds": seconds, "state": state}
         del strategy
     results["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    results["base_rss_mib"] = base_rss_mib
+    if device != "cpu":
+        results["peak_device_mib"] = torch.cuda.max_memory_allocated() / 2**20
     torch.save(results, os.path.join(spec["out"], f"rank{rank}.pt"))
     dist.destroy_process_group()
 

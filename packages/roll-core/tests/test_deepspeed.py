@@ -192,10 +192,14 @@ def test_config_errors_name_the_deepspeed_key(tiny_model_dir, monkeypatch):
     with pytest.raises(ConfigError) as info:
         load_and_validate(tiny, "grpo_letter_echo_deepspeed", [*base, f"{sc}.train_batch_size=5"])
     assert "train_batch_size" in str(info.value) and "world_size 1" in str(info.value)
-    with pytest.raises(ConfigError, match=r"`auto` is not resolved by roll-core for: optimizer.params.lr"):
+    with pytest.raises(
+        ConfigError, match=r"`auto` is not resolved by roll-core for: zero_optimization.sub_group"
+    ):
         load_and_validate(
-            tiny, "grpo_letter_echo_deepspeed", [*base, f"+{sc}.optimizer={{params: {{lr: auto}}}}"]
+            tiny, "grpo_letter_echo_deepspeed", [*base, f"+{sc}.zero_optimization.sub_group_size=auto"]
         )
+    with pytest.raises(ConfigError, match=r"strategy_config.optimizer: roll-core drives torch AdamW"):
+        load_and_validate(tiny, "grpo_letter_echo_deepspeed", [*base, f"+{sc}.optimizer={{type: AdamW}}"])
     # offload: the model states must fit in host memory (estimated before any worker starts)
     import psutil
 

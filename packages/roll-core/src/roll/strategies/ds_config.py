@@ -141,6 +141,15 @@ def check_ds_config(cfg: dict, prefix: str, world_size: int) -> list[tuple[str, 
             close = difflib.get_close_matches(key, known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             problems.append((f"{prefix}.{key}", f"unknown DeepSpeed key{hint}"))
+    for section in ("optimizer", "scheduler"):
+        if section in cfg:
+            problems.append(
+                (
+                    f"{prefix}.{section}",
+                    "roll-core drives torch AdamW and its LR schedule from training_args (learning_rate, "
+                    "adam_*, weight_decay, lr_scheduler_type, warmup_*); remove this section",
+                )
+            )
     # DeepSpeed checks the batch triple against its own world size (1 here): check ours, then drop it
     trio = [
         cfg.get(k)
@@ -154,7 +163,9 @@ def check_ds_config(cfg: dict, prefix: str, world_size: int) -> list[tuple[str, 
                 f"{trio[2]} × world_size {world_size}",
             )
         )
-    probe = {k: v for k, v in cfg.items() if k != "train_batch_size" and k in known}
+    probe = {
+        k: v for k, v in cfg.items() if k not in ("train_batch_size", "optimizer", "scheduler") and k in known
+    }
     try:
         DeepSpeedConfig(probe)
     except ValidationError as exc:

@@ -83,6 +83,7 @@ def main(spec_path: str, rank: int) -> None:
         if hasattr(strategy, "on_process_group"):
             strategy.on_process_group()
         strategy.set_total_steps(10)
+        built_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # loading's share of the peak
         metrics, seconds = [], []
         for _ in range(spec["steps"]):
             dist.barrier()
@@ -90,7 +91,12 @@ def main(spec_path: str, rank: int) -> None:
             metrics.append(strategy.train_step(mine, LossConfig()))
             seconds.append(time.perf_counter() - t0)
         state = strategy.state_dict() if run["strategy"] == "deepspeed_train" or rank == 0 else {}
-        results[run["name"]] = {"metrics": metrics, "seconds": seconds, "state": state}
+        results[run["name"]] = {
+            "metrics": metrics,
+            "seconds": seconds,
+            "state": state,
+            "built_peak_mib": built_peak,
+        }
         del strategy
     results["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     results["base_rss_mib"] = base_rss_mib

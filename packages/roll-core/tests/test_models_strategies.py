@@ -13,7 +13,7 @@ from roll.algorithms import (
     token_level_rewards,
 )
 from roll.config import GeneratingArgs, ModelArgs, TrainingArgs, WorkerConfig
-from roll.models.tiny import build_byte_tokenizer
+from roll.models.tiny import build_byte_tokenizer, build_tiny_model
 from roll.platforms import CpuPlatform, available_platforms, current_platform, get_platform
 from roll.strategies import StrategyUnavailable, known_strategies, load_strategy_class, unavailable_reason
 from roll.strategies.base import LossConfig
@@ -31,6 +31,37 @@ def test_byte_tokenizer_round_trip_and_chat_template():
     )
     assert rendered == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
     assert tok.eos_token == "<|im_end|>" and tok.pad_token == "<|endoftext|>"
+
+
+def _build_on_rank(rank: int, folder: str, port: int) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        if rank == 1:
+            build_tiny_model(folder)
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def test_tiny_model_built_on_a_nonzero_rank_is_whole(tmp_path):
+    """Under torch.distributed, HF's save_pretrained writes only on rank 0; rank 1 must still build it all."""
+    import multiprocessing
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    folder = tmp_path / "tiny"
+    ctx = multiprocessing.get_context("fork")
+    ranks = [ctx.Process(target=_build_on_rank, args=(rank, str(folder), port)) for rank in (0, 1)]
+    for proc in ranks:
+        proc.start()
+    for proc in ranks:
+        proc.join(120)
+    assert [proc.exitcode for proc in ranks] == [0, 0]
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in folder.iterdir()}
 
 
 def test_platforms_builtin_and_entry_points():

@@ -6,6 +6,7 @@ The tokenizer maps every UTF-8 byte to one token (256) plus three specials (`<|e
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -52,10 +53,11 @@ def build_byte_tokenizer():
 def build_tiny_model(path: str | Path, seed: int = 0, **overrides) -> str:
     """Write the tiny model + tokenizer to `path` (a normal HF folder, usable as `pretrain`); returns it."""
     import torch
+    from safetensors.torch import save_file
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     path = Path(path)
-    if (path / "config.json").is_file() and (path / "tokenizer.json").is_file() and not overrides:
+    if _complete(path) and not overrides:
         return str(path)
     tokenizer = build_byte_tokenizer()
     params = {**TINY_DEFAULTS, **overrides}
@@ -73,13 +75,27 @@ def build_tiny_model(path: str | Path, seed: int = 0, **overrides) -> str:
     # written aside and renamed: ranks that build it at once never load a half-written folder
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+    # not save_pretrained: under torch.distributed it writes only on rank 0, and any rank may build this
+    tmp.mkdir(parents=True)
+    model.config.save_pretrained(tmp)
+    model.generation_config.save_pretrained(tmp)
+    weights = {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}  # tied to the embeddings
+    save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
     tokenizer.save_pretrained(tmp)
     if overrides:
         shutil.rmtree(path, ignore_errors=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.rename(tmp, path)
-    except OSError:  # another process finished first (same seed: the same weights)
+    except OSError:
+        if not _complete(path):  # left incomplete by an older build: ours replaces it
+            shutil.rmtree(path, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                os.rename(tmp, path)
+        # else another process finished first (same seed: the same weights)
         shutil.rmtree(tmp, ignore_errors=True)
     return str(path)
+
+
+def _complete(path: Path) -> bool:
+    return all((path / name).is_file() for name in ("config.json", "model.safetensors", "tokenizer.json"))

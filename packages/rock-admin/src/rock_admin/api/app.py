@@ -32,6 +32,7 @@ from rock_admin.service.lifecycle import Metrics, SandboxService
 from rock_admin.service.tenancy import Caller, bind, key_hash, unbind
 from rock_admin.service.tokens import TokenKey
 from rock_admin.store import SandboxStore, open_store
+from rocklet.auth import presented_key
 
 log = logging.getLogger("rock_admin.http")
 
@@ -107,9 +108,10 @@ class Middleware:
         for name, value in headers:
             if name == b"x-api-key":
                 key = value
-            elif name in (b"authorization", b"xrl-authorization") and value.lower().startswith(b"bearer "):
-                # xrl-authorization: what upstream's SDK sends for SandboxConfig(xrl_authorization=KEY).
-                key = key or value[7:].strip()
+            elif name in (b"authorization", b"xrl-authorization"):
+                # xrl-authorization: what upstream's SDK sends for SandboxConfig(xrl_authorization=KEY); a Basic
+                # password: what upstream's RemoteSandboxRuntime sends for a key in its URL (`rocklet_relay`).
+                key = key or presented_key([(b"authorization", value)]) or b""
             elif name == b"x-user-id":
                 user_id = value.decode("latin-1")
             elif name == b"x-namespace":

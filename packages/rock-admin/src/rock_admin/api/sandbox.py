@@ -48,6 +48,7 @@ from rock_admin.api.envelope import (
     success,
 )
 from rock_admin.api.portforward import portforward
+from rock_admin.api.rocklet_relay import rocklet_relay
 from rock_admin.service.dataplane import DataPlane
 from rock_admin.service.lifecycle import SandboxError, SandboxService
 
@@ -542,6 +543,7 @@ sandbox_router = Router(
         kill_process,
         remove_process,
         portforward,
+        rocklet_relay,
     ],
 )
 

@@ -229,15 +229,23 @@ class DataPlane(ABC):
         """A probe of `sb` failed (`sb.unresponsive_since` says since when); the write side acts on it."""
 
     async def open_raw(
-        self, sandbox_id: str | None, method: bytes, path: str, body: bytes, timeout: float | None = None
+        self,
+        sandbox_id: str | None,
+        method: bytes,
+        path: str,
+        body: bytes,
+        timeout: float | None = None,
+        check: bool = True,
+        headers: bytes = b"",
     ) -> Reply:
         """Like `post_raw`, but a reply over `INLINE_REPLY_BYTES` is relayed in chunks, never held whole (the
-        deadline is on its head; the chunks follow at the client's pace)."""
+        deadline is on its head; the chunks follow at the client's pace). `check=False`: a rocklet error reply
+        comes back as it is (its status in `Reply.status`), not raised; `headers`: more header lines to send."""
         deadline = timeout + CALL_MARGIN if timeout else self.call_timeout
         return await self._forward(
             sandbox_id,
             lambda sb: self._bounded(
-                sb, self.raw_pool(sb).open(method, path, body, INLINE_REPLY_BYTES), deadline
+                sb, self.raw_pool(sb).open(method, path, body, INLINE_REPLY_BYTES, check, headers), deadline
             ),
         )
 

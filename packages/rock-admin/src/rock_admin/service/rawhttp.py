@@ -31,6 +31,8 @@ class Reply:
     length: int
     body: bytes | None = None
     chunks: AsyncIterator[bytes] | None = None
+    #: The rocklet's status (not 200 only for `open(..., check=False)`).
+    status: int = 200
 
 
 class RawPool:
@@ -56,12 +58,21 @@ class RawPool:
         assert reply.body is not None
         return reply.body
 
-    async def open(self, method: bytes, path: str, body: bytes, inline_max: int | None) -> Reply:
-        """Send the request; a reply longer than `inline_max` bytes comes as chunks (None: always read at once).
-        A non-200 reply (small: an error) is raised as `RockletClient` raises it."""
+    async def open(
+        self,
+        method: bytes,
+        path: str,
+        body: bytes,
+        inline_max: int | None,
+        check: bool = True,
+        headers: bytes = b"",
+    ) -> Reply:
+        """Send the request (`headers`: more header lines, each ending in CRLF); a reply longer than `inline_max`
+        bytes comes as chunks (None: always read at once). A non-200 reply (small: an error) is raised as
+        `RockletClient` raises it (`check=False`: returned)."""
         await self._slots.acquire()
         try:
-            conn, status, length = await self._send(method, path, body)
+            conn, status, length = await self._send(method, path, body, headers)
         except BaseException:
             self._slots.release()
             raise
@@ -76,18 +87,22 @@ class RawPool:
             self._idle.append(conn)
         finally:
             self._slots.release()
+        if status != 200 and not check:
+            return Reply(length, body=payload, status=status)
         if status != 200:
             request = httpx.Request(method.decode(), f"http://rocklet{path}")
             raise_for_response(httpx.Response(status, content=payload, request=request))
         return Reply(length, body=payload)
 
-    async def _send(self, method: bytes, path: str, body: bytes) -> tuple[_Conn, int, int]:
+    async def _send(
+        self, method: bytes, path: str, body: bytes, headers: bytes = b""
+    ) -> tuple[_Conn, int, int]:
         """A connection with the reply's head read: (connection, status, body length)."""
         for attempt in (0, 1):
             reused = bool(self._idle)
             conn = self._idle.pop() if reused else await self._connect()
             try:
-                status, length = await self._exchange(conn, method, path, body)
+                status, length = await self._exchange(conn, method, path, body, headers)
             except (ConnectionError, asyncio.IncompleteReadError, OSError):
                 conn[1].close()
                 if reused and attempt == 0:  # a kept connection the server closed: once more, fresh
@@ -121,7 +136,9 @@ class RawPool:
             return await asyncio.open_connection(*self._tcp)
         return await asyncio.open_unix_connection(self.endpoint.uds)
 
-    async def _exchange(self, conn: _Conn, method: bytes, path: str, body: bytes) -> tuple[int, int]:
+    async def _exchange(
+        self, conn: _Conn, method: bytes, path: str, body: bytes, headers: bytes = b""
+    ) -> tuple[int, int]:
         reader, writer = conn
         request_id = FORWARDED_REQUEST_ID.get()
         writer.write(
@@ -130,6 +147,7 @@ class RawPool:
             + path.encode()
             + b" HTTP/1.1\r\nHost: rocklet\r\nContent-Type: application/json\r\n"
             + self._auth
+            + headers
             + (b"X-Request-ID: " + request_id.encode() + b"\r\n" if request_id else b"")
             + b"Content-Length: "
             + str(len(body)).encode()

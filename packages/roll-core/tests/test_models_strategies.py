@@ -13,7 +13,7 @@ from roll.algorithms import (
     token_level_rewards,
 )
 from roll.config import GeneratingArgs, ModelArgs, TrainingArgs, WorkerConfig
-from roll.models.tiny import build_byte_tokenizer, build_tiny_model
+from roll.models.tiny import build_byte_tokenizer
 from roll.platforms import CpuPlatform, available_platforms, current_platform, get_platform
 from roll.strategies import StrategyUnavailable, known_strategies, load_strategy_class, unavailable_reason
 from roll.strategies.base import LossConfig
@@ -33,34 +33,35 @@ def test_byte_tokenizer_round_trip_and_chat_template():
     assert tok.eos_token == "<|im_end|>" and tok.pad_token == "<|endoftext|>"
 
 
-def _build_on_rank(rank: int, folder: str, port: int) -> None:
-    import torch.distributed as dist
-
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
-    try:
-        if rank == 1:
-            build_tiny_model(folder)
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
+#: One rank of a 2-rank gloo group in a fresh interpreter (this test process may hold a group already).
+_BUILD_ON_RANK = """
+import sys
+import torch.distributed as dist
+from roll.models.tiny import build_tiny_model
+rank, folder, port = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+if rank == 1:
+    build_tiny_model(folder)
+dist.barrier()
+dist.destroy_process_group()
+"""
 
 
 def test_tiny_model_built_on_a_nonzero_rank_is_whole(tmp_path):
     """Under torch.distributed, HF's save_pretrained writes only on rank 0; rank 1 must still build it all."""
-    import multiprocessing
     import socket
+    import subprocess
+    import sys
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     folder = tmp_path / "tiny"
-    ctx = multiprocessing.get_context("fork")
-    ranks = [ctx.Process(target=_build_on_rank, args=(rank, str(folder), port)) for rank in (0, 1)]
-    for proc in ranks:
-        proc.start()
-    for proc in ranks:
-        proc.join(120)
-    assert [proc.exitcode for proc in ranks] == [0, 0]
+    ranks = [
+        subprocess.Popen([sys.executable, "-c", _BUILD_ON_RANK, str(rank), str(folder), str(port)])
+        for rank in (0, 1)
+    ]
+    assert [proc.wait(timeout=300) for proc in ranks] == [0, 0]
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in folder.iterdir()}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from collections.abc import Coroutine
 from typing import Any
 
 #: Upstream forwards unprivileged ports only (and never 22).
@@ -61,6 +62,22 @@ async def close(socket: Any, code: int, reason: str) -> None:
         await socket.close(code=code, reason=close_reason(reason))
 
 
+async def pump_both(
+    upload: Coroutine[Any, Any, None], download: Coroutine[Any, Any, None]
+) -> tuple[bool, BaseException | None]:
+    """Run the client->server and server->client pumps until one ends, then stop the other. Returns whether
+    the client ended it (the upload finished cleanly) and the first error of a pump that ended."""
+    up, down = asyncio.ensure_future(upload), asyncio.ensure_future(download)
+    try:
+        done, _ = await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (up, down):
+            task.cancel()
+        await asyncio.gather(up, down, return_exceptions=True)
+    client_closed = up in done and up.exception() is None
+    return client_closed, next((t.exception() for t in done if t.exception() is not None), None)
+
+
 async def serve(socket: Any) -> None:
     """Handle one `/portforward` WebSocket (a Litestar `WebSocket`) to its end."""
     await socket.accept()
@@ -99,17 +116,9 @@ async def _relay(socket: Any, reader: asyncio.StreamReader, writer: asyncio.Stre
         while data := await reader.read(READ_SIZE):
             await socket.send_bytes(data)
 
-    upload = asyncio.ensure_future(to_tcp())
-    download = asyncio.ensure_future(to_client())
-    try:
-        done, _ = await asyncio.wait({upload, download}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (upload, download):
-            task.cancel()
-        await asyncio.gather(upload, download, return_exceptions=True)
-    if upload in done and upload.exception() is None:
-        return  # the client closed: nothing left to tell it
-    failed = next((t.exception() for t in done if t.exception() is not None), None)
+    client_closed, failed = await pump_both(to_tcp(), to_client())
+    if client_closed:
+        return  # nothing left to tell it
     if failed is None:
         await close(socket, NORMAL, f"port {port}: the server closed the connection")
     else:

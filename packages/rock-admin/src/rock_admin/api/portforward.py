@@ -8,7 +8,6 @@ port does not answer, and the rocklet's own close (1000 when the TCP server clos
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from typing import Any
 
@@ -25,6 +24,7 @@ from rocklet.portforward import (
     POLICY_VIOLATION,
     close,
     parse_port,
+    pump_both,
     receive_bytes,
 )
 
@@ -79,17 +79,12 @@ async def _pump(
                 await socket.send_bytes(message if isinstance(message, bytes) else message.encode())
                 plane.touch(sb)
 
-    upload = asyncio.ensure_future(to_sandbox())
-    download = asyncio.ensure_future(to_client())
     try:
-        done, _ = await asyncio.wait({upload, download}, return_when=asyncio.FIRST_COMPLETED)
+        client_closed, _ = await pump_both(to_sandbox(), to_client())
     finally:
-        for task in (upload, download):
-            task.cancel()
-        await asyncio.gather(upload, download, return_exceptions=True)
         await upstream.close()
-    if upload in done and upload.exception() is None:
-        return  # the client closed; the rocklet was told above
+    if client_closed:
+        return  # the rocklet was told above
     code = upstream.close_code if upstream.close_code is not None else INTERNAL_ERROR
     reason = upstream.close_reason or ""
     if code == 1006:

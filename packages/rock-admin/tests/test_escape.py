@@ -147,17 +147,6 @@ def test_admin_secrets_not_readable_through_the_rocklets_proc(tmp_path: Path, us
 # --- seccomp, applied to every sandbox ---
 
 
-@pytest.fixture
-def two(http: httpx.Client):
-    a, b = start_sandbox(http), start_sandbox(http)
-    for sid in (a, b):
-        ok(http.post("/create_session", json={"sandbox_id": sid, "session": "s"}))
-    yield a, b
-    for sid in (a, b):
-        http.post("/stop", json={"sandbox_id": sid})
-        http.post("/delete", json={"sandbox_id": sid})
-
-
 def _in_sandbox_python(http: httpx.Client, sid: str, script: str, *args: str) -> dict:
     """Run `script` with the sandbox's python3; it prints one JSON object."""
     ok(http.post("/write_file", json={"sandbox_id": sid, "path": "/tmp/probe.py", "content": script}))

@@ -13,17 +13,6 @@ from rock_admin.testing import ok, run, start_sandbox
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="namespaces need the admin to run as root")
 
 
-@pytest.fixture
-def two(http: httpx.Client):
-    a, b = start_sandbox(http), start_sandbox(http)
-    for sid in (a, b):
-        ok(http.post("/create_session", json={"sandbox_id": sid, "session": "s"}))
-    yield a, b
-    for sid in (a, b):
-        http.post("/stop", json={"sandbox_id": sid})
-        http.post("/delete", json={"sandbox_id": sid})
-
-
 @needs_root
 def test_sandboxes_do_not_see_each_other_or_the_host(http: httpx.Client, two, admin, tmp_path: Path) -> None:
     a, b = two

@@ -1,5 +1,5 @@
 """The HTTP API: Litestar routes over one `Runtime`. Wire-compatible with the SWE-ReX/ROCK runtime API, plus
-binary files, download, background processes, streaming, GEM envs and statistics."""
+binary files, download, background processes, streaming, GEM envs, the model service and statistics."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from rock.actions import (
     Action,
+    AnswerRequest,
+    AntiCallRequest,
     BashAction,
     CloseBashSessionRequest,
     CloseResponse,
@@ -29,11 +31,13 @@ from rock.actions import (
     EnvStepRequest,
     IsAliveResponse,
     KillProcessRequest,
+    ModelServiceConfig,
     ProcessListResponse,
     ReadFileBytesRequest,
     ReadFileRequest,
     StartProcessRequest,
     WaitProcessRequest,
+    WatchAgentRequest,
     WriteFileBytesRequest,
     WriteFileRequest,
 )
@@ -240,6 +244,39 @@ def create_app(config: RockletConfig | None = None) -> Any:
     async def env_list() -> Response[bytes]:
         return _ok(rt.envs.list())
 
+    # --------------------------------------------------------------------- model service
+
+    @post("/model_service/start", status_code=200)
+    async def model_service_start(request: Request[Any, Any, Any]) -> Response[bytes]:
+        raw = await body(request)
+        config = ModelServiceConfig.model_validate_json(raw) if raw.strip() else ModelServiceConfig()
+        return _ok(await rt.model_service.start(config))
+
+    @post("/model_service/stop", status_code=200)
+    async def model_service_stop() -> Response[bytes]:
+        return _ok(await rt.model_service.stop())
+
+    @get("/model_service/status")
+    async def model_service_status() -> Response[bytes]:
+        return _ok(rt.model_service.status())
+
+    @post("/model_service/reset", status_code=200)
+    async def model_service_reset() -> Response[bytes]:
+        rt.model_service.reset()
+        return _ok(rt.model_service.status())
+
+    @post("/model_service/watch", status_code=200)
+    async def model_service_watch(request: Request[Any, Any, Any]) -> Response[bytes]:
+        return _ok(await rt.model_service.watch(WatchAgentRequest.model_validate_json(await body(request))))
+
+    @post("/model_service/anti_call", status_code=200)
+    async def model_service_anti_call(request: Request[Any, Any, Any]) -> Response[bytes]:
+        return _ok(await rt.model_service.anti_call(AntiCallRequest.model_validate_json(await body(request))))
+
+    @post("/model_service/answer", status_code=200)
+    async def model_service_answer(request: Request[Any, Any, Any]) -> Response[bytes]:
+        return _ok(rt.model_service.answer(AnswerRequest.model_validate_json(await body(request))))
+
     @websocket("/portforward")
     async def portforward(socket: WebSocket[Any, Any, Any]) -> None:
         """ROCK's TCP port forwarding: `?port=N` on 127.0.0.1, relayed as binary frames."""
@@ -279,6 +316,13 @@ def create_app(config: RockletConfig | None = None) -> Any:
             env_step,
             env_close,
             env_list,
+            model_service_start,
+            model_service_stop,
+            model_service_status,
+            model_service_reset,
+            model_service_watch,
+            model_service_anti_call,
+            model_service_answer,
             portforward,
         ],
         exception_handlers={Exception: handle_exception},

@@ -1,4 +1,5 @@
-"""Everything one rocklet holds: sessions, background processes, GEM envs, its state directory."""
+"""Everything one rocklet holds: sessions, background processes, GEM envs, the model service, its state
+directory."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from rocklet.config import RockletConfig
 from rocklet.envs import EnvHost
+from rocklet.model_service import ModelService
 from rocklet.processes import ProcessManager
 from rocklet.replay import ReplayCache
 from rocklet.sessions import SessionManager
@@ -34,6 +36,7 @@ class Runtime:
             self.state_dir / "processes", config.max_read_bytes, config.max_process_output_bytes
         )
         self.envs = EnvHost()
+        self.model_service = ModelService(self.state_dir, self.processes)
         self.replay = ReplayCache(
             ttl=config.replay_ttl_seconds,
             max_entries=config.replay_max_entries,
@@ -49,6 +52,7 @@ class Runtime:
         await self.envs.close_all()
 
     async def shutdown(self) -> None:
+        await self.model_service.stop()
         await self.close_all()
         if self._own_state_dir:
             shutil.rmtree(self.state_dir, ignore_errors=True)

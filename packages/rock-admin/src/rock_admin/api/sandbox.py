@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -47,6 +46,8 @@ from rock_admin.api.envelope import (
     raw_body_operation,
     success,
 )
+from rock_admin.api.forwarding import ENVELOPE_HEAD, data_plane, forward
+from rock_admin.api.model_service import model_service_routes
 from rock_admin.api.portforward import portforward
 from rock_admin.api.rocklet_relay import rocklet_relay
 from rock_admin.service.dataplane import DataPlane
@@ -60,47 +61,6 @@ START_WAIT = 85.0
 def _svc(request: Request[Any, Any, Any]) -> SandboxService:
     """Lifecycle (roles all/write; a read node forwards these calls before they get here)."""
     return request.app.state.sandboxes
-
-
-def _data(request: Request[Any, Any, Any]) -> DataPlane:
-    """The data plane and record views (every role)."""
-    return request.app.state.data
-
-
-async def _forward(
-    request: Request[Any, Any, Any],
-    sandbox_id: str | None,
-    path: str,
-    method: bytes = b"POST",
-    body: bytes | None = None,
-    timeout: float | None = None,
-) -> Response[Any]:
-    """Send the (validated) body to the rocklet as is and wrap its reply, unparsed, in the envelope; a large
-    reply (a file, process output) is relayed as it arrives, never held whole in the admin. `timeout`: the
-    call's own (a command's; the admin's deadline is that plus a margin)."""
-    try:
-        raw = await request.body() if body is None else body
-        reply = await _data(request).open_raw(sandbox_id, method, path, raw, timeout)
-    except Exception as exc:
-        return from_exception(exc, sandbox_id)
-    if reply.body is not None:
-        return Response(_HEAD + reply.body + b"}", media_type="application/json", status_code=200)
-    assert reply.chunks is not None
-    return Stream(
-        _enveloped(reply.chunks),
-        media_type="application/json",
-        headers={"content-length": str(len(_HEAD) + reply.length + 1)},
-    )
-
-
-async def _enveloped(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    yield _HEAD
-    async for chunk in chunks:
-        yield chunk
-    yield b"}"
-
-
-_HEAD = b'{"status":"Success","message":null,"error":null,"result":'
 
 
 def _strip(model: BaseModel) -> BaseModel:
@@ -166,14 +126,14 @@ async def start(request: Request[Any, Any, Any], data: SandboxStartRequest) -> R
 
 @get("/is_alive", responses=ENVELOPE_RESPONSES)
 async def is_alive(request: Request[Any, Any, Any], sandbox_id: str | None = None) -> Response[bytes]:
-    return success(await _data(request).is_alive(sandbox_id))
+    return success(await data_plane(request).is_alive(sandbox_id))
 
 
 @get("/get_status", responses=ENVELOPE_RESPONSES)
 async def get_status(
     request: Request[Any, Any, Any], sandbox_id: str | None = None, include_all_states: bool = False
 ) -> Response[bytes]:
-    svc = _data(request)
+    svc = data_plane(request)
     try:
         sb = svc.get(sandbox_id)
     except Exception as exc:
@@ -202,7 +162,7 @@ async def list_sandboxes(
     page: int = 1,
     page_size: int = 500,
 ) -> Response[bytes]:
-    svc = _data(request)
+    svc = data_plane(request)
     if page < 1 or page_size < 1 or page_size > 10000:
         return failed("page must be >= 1 and page_size in 1..10000")
     states = [s for s in state_filter.split(",") if s] if state_filter else None
@@ -292,17 +252,17 @@ async def commit_status(sandbox_id: str) -> Response[bytes]:
 
 @get("/get_sandbox_statistics", responses=ENVELOPE_RESPONSES)
 async def statistics(request: Request[Any, Any, Any], sandbox_id: str | None = None) -> Response[bytes]:
-    return await envelope(_data(request).call(sandbox_id, lambda c: c.get_statistics()), sandbox_id)
+    return await envelope(data_plane(request).call(sandbox_id, lambda c: c.get_statistics()), sandbox_id)
 
 
 @post("/execute", status_code=200, responses=ENVELOPE_RESPONSES)
 async def execute(request: Request[Any, Any, Any], data: Command) -> Response[bytes]:
-    return await _forward(request, data.sandbox_id, "/execute", timeout=data.timeout)
+    return await forward(request, data.sandbox_id, "/execute", timeout=data.timeout)
 
 
 @post("/create_session", status_code=200, responses=ENVELOPE_RESPONSES)
 async def create_session(request: Request[Any, Any, Any], data: CreateBashSessionRequest) -> Response[bytes]:
-    return await _forward(request, data.sandbox_id, "/create_session")
+    return await forward(request, data.sandbox_id, "/create_session")
 
 
 @post(
@@ -327,14 +287,14 @@ async def run_in_session(request: Request[Any, Any, Any]) -> Response[bytes]:
         return failed("invalid parameter", 4000, error=TOO_DEEP)
     sandbox_id = body.get("sandbox_id")
     try:
-        payload = await _data(request).post_raw(sandbox_id, "/run_in_session", raw, _own_timeout(body))
+        payload = await data_plane(request).post_raw(sandbox_id, "/run_in_session", raw, _own_timeout(body))
     except Exception as exc:
         return from_exception(exc, sandbox_id)
     if b'"exit_code":-1' in payload:
         obs = json.loads(payload)
         if obs.get("exit_code") == -1:
             return failed(obs.get("failure_reason") or "command failed", 6000, result=obs)
-    return Response(_HEAD + payload + b"}", media_type="application/json", status_code=200)
+    return Response(ENVELOPE_HEAD + payload + b"}", media_type="application/json", status_code=200)
 
 
 def _own_timeout(body: dict[str, Any]) -> float | None:
@@ -346,27 +306,27 @@ def _own_timeout(body: dict[str, Any]) -> float | None:
 
 @post("/close_session", status_code=200, responses=ENVELOPE_RESPONSES)
 async def close_session(request: Request[Any, Any, Any], data: CloseBashSessionRequest) -> Response[bytes]:
-    return await _forward(request, data.sandbox_id, "/close_session")
+    return await forward(request, data.sandbox_id, "/close_session")
 
 
 @post("/read_file", status_code=200, responses=ENVELOPE_RESPONSES)
 async def read_file(request: Request[Any, Any, Any], data: ReadFileRequest) -> Response[bytes]:
-    return await _forward(request, data.sandbox_id, "/read_file")
+    return await forward(request, data.sandbox_id, "/read_file")
 
 
 @post("/write_file", status_code=200, responses=ENVELOPE_RESPONSES)
 async def write_file(request: Request[Any, Any, Any], data: WriteFileRequest) -> Response[bytes]:
-    return await _forward(request, data.sandbox_id, "/write_file")
+    return await forward(request, data.sandbox_id, "/write_file")
 
 
 @post("/read_file_bytes", status_code=200, responses=ENVELOPE_RESPONSES)
 async def read_file_bytes(request: Request[Any, Any, Any], data: ReadFileBytesRequest) -> Response[bytes]:
-    return await _forward(request, data.sandbox_id, "/read_file_bytes")
+    return await forward(request, data.sandbox_id, "/read_file_bytes")
 
 
 @post("/write_file_bytes", status_code=200, responses=ENVELOPE_RESPONSES)
 async def write_file_bytes(request: Request[Any, Any, Any], data: WriteFileBytesRequest) -> Response[bytes]:
-    return await _forward(request, data.sandbox_id, "/write_file_bytes")
+    return await forward(request, data.sandbox_id, "/write_file_bytes")
 
 
 @dataclass
@@ -396,7 +356,7 @@ async def upload(
         raise_for_response(response)
         return UploadResponse.model_validate_json(response.content)
 
-    return await envelope(_data(request).call(data.sandbox_id, forward), data.sandbox_id)
+    return await envelope(data_plane(request).call(data.sandbox_id, forward), data.sandbox_id)
 
 
 async def _stream(svc: DataPlane, sandbox_id: str | None, make_iter: Any, media_type: str) -> Response[Any]:
@@ -426,7 +386,7 @@ async def _stream(svc: DataPlane, sandbox_id: str | None, make_iter: Any, media_
 async def download(request: Request[Any, Any, Any], sandbox_id: str, path: str) -> Response[Any]:
     """The file's bytes (a directory comes as .tar.gz); errors come as a Failed envelope."""
     return await _stream(
-        _data(request), sandbox_id, lambda c: c.download_stream(path), "application/octet-stream"
+        data_plane(request), sandbox_id, lambda c: c.download_stream(path), "application/octet-stream"
     )
 
 
@@ -436,7 +396,7 @@ async def download(request: Request[Any, Any, Any], sandbox_id: str, path: str) 
 @post("/processes", status_code=200, responses=ENVELOPE_RESPONSES)
 async def start_process(request: Request[Any, Any, Any], data: StartProcessRequest) -> Response[bytes]:
     return await envelope(
-        _data(request).call(data.sandbox_id, lambda c: c.start_process(_strip(data))), data.sandbox_id
+        data_plane(request).call(data.sandbox_id, lambda c: c.start_process(_strip(data))), data.sandbox_id
     )
 
 
@@ -445,12 +405,14 @@ async def list_processes(request: Request[Any, Any, Any], sandbox_id: str) -> Re
     async def go(c: Any) -> Any:
         return {"processes": [p.model_dump() for p in await c.list_processes()]}
 
-    return await envelope(_data(request).call(sandbox_id, go), sandbox_id)
+    return await envelope(data_plane(request).call(sandbox_id, go), sandbox_id)
 
 
 @get("/processes/{process_id:str}", responses=ENVELOPE_RESPONSES)
 async def get_process(request: Request[Any, Any, Any], process_id: str, sandbox_id: str) -> Response[bytes]:
-    return await envelope(_data(request).call(sandbox_id, lambda c: c.get_process(process_id)), sandbox_id)
+    return await envelope(
+        data_plane(request).call(sandbox_id, lambda c: c.get_process(process_id)), sandbox_id
+    )
 
 
 @get("/processes/{process_id:str}/output", responses=ENVELOPE_RESPONSES)
@@ -466,7 +428,7 @@ async def process_output(
     if max_bytes is not None:
         query["max_bytes"] = max_bytes
     path = f"/processes/{quote(process_id, safe='')}/output?{urlencode(query)}"
-    return await _forward(request, sandbox_id, path, b"GET", b"")
+    return await forward(request, sandbox_id, path, b"GET", b"")
 
 
 @get("/processes/{process_id:str}/stream", responses=STREAM_RESPONSES, operation_class=StreamOperation)
@@ -474,7 +436,7 @@ async def stream_process(
     request: Request[Any, Any, Any], process_id: str, sandbox_id: str, stream: str = "stdout", offset: int = 0
 ) -> Response[Any]:
     return await _stream(
-        _data(request),
+        data_plane(request),
         sandbox_id,
         lambda c: c.stream_process(process_id, stream, offset),
         "application/octet-stream",
@@ -486,7 +448,7 @@ async def wait_process(
     request: Request[Any, Any, Any], process_id: str, data: WaitProcessRequest
 ) -> Response[bytes]:
     return await envelope(
-        _data(request).call(data.sandbox_id, lambda c: c.wait_process(process_id, data.timeout)),
+        data_plane(request).call(data.sandbox_id, lambda c: c.wait_process(process_id, data.timeout)),
         data.sandbox_id,
     )
 
@@ -496,7 +458,7 @@ async def kill_process(
     request: Request[Any, Any, Any], process_id: str, data: KillProcessRequest
 ) -> Response[bytes]:
     return await envelope(
-        _data(request).call(data.sandbox_id, lambda c: c.kill_process(process_id, data.signal)),
+        data_plane(request).call(data.sandbox_id, lambda c: c.kill_process(process_id, data.signal)),
         data.sandbox_id,
     )
 
@@ -505,7 +467,9 @@ async def kill_process(
 async def remove_process(
     request: Request[Any, Any, Any], process_id: str, sandbox_id: str
 ) -> Response[bytes]:
-    return await envelope(_data(request).call(sandbox_id, lambda c: c.remove_process(process_id)), sandbox_id)
+    return await envelope(
+        data_plane(request).call(sandbox_id, lambda c: c.remove_process(process_id)), sandbox_id
+    )
 
 
 sandbox_router = Router(
@@ -544,6 +508,7 @@ sandbox_router = Router(
         remove_process,
         portforward,
         rocklet_relay,
+        *model_service_routes,
     ],
 )
 

@@ -67,6 +67,7 @@ from rock.rocklet_client import (
     rebuild_exception,
     shared_ssl_context,
 )
+from rock.sdk.sandbox.agent import Agent
 from rock.sdk.sandbox.config import SandboxConfig, SandboxGroupConfig
 from rock.sdk.sandbox.fs import LinuxFileSystem
 from rock.sdk.sandbox.network import Network
@@ -115,6 +116,7 @@ class Sandbox:
         self.fs = LinuxFileSystem(self)
         self.network = Network(self)
         self.process = Process(self)
+        self.agent = Agent(self)
 
     # ------------------------------------------------------------------ properties
 

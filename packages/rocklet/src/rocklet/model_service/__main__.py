@@ -1,0 +1,3 @@
+from rocklet.model_service.anti_call import main
+
+main()

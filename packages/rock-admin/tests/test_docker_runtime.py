@@ -343,3 +343,26 @@ def test_process_runtime_on_an_imported_image_root(engine: str, tmp_path: Path) 
         assert not (Path(rootfs) / "root" / "x").exists()
     finally:
         podman.podman(root, "image", "unmount", podman.BASE_IMAGE)
+
+
+def test_an_agent_in_a_container_is_answered_through_the_model_service(docker_admin: Admin) -> None:
+    """The shipped Python agent runs in the container (the rocklet's interpreter, mounted from the host) and
+    calls the model service on the container's 127.0.0.1; the test answers its turns through the admin."""
+    with docker_admin.client() as http:
+        sid = start_sandbox(http, memory="512m")
+        status = ok(http.post("/model_service/start", json={"sandbox_id": sid, "request_timeout": 60}))
+        ok(http.post("/write_file", json={"sandbox_id": sid, "path": "/tmp/task.txt", "content": "say hi"}))
+        agent = f"{status['python']} -m rock.agents.bash_agent --task-file /tmp/task.txt"  # type: ignore[index]
+        env = {"OPENAI_BASE_URL": status["base_url"], "OPENAI_API_KEY": "k"}  # type: ignore[index]
+        proc = ok(http.post("/processes", json={"sandbox_id": sid, "command": agent, "env": env}))
+        ok(http.post("/model_service/watch", json={"sandbox_id": sid, "process_id": proc["process_id"]}))  # type: ignore[index]
+        replies = ["```bash\necho hi > /tmp/said.txt\n```", "DONE"]
+        turn = ok(http.post("/model_service/anti_call", json={"sandbox_id": sid, "timeout": 60}, timeout=90))
+        for n, text in enumerate(replies, start=1):
+            assert turn["index"] == n and not turn["session_end"], turn  # type: ignore[index]
+            answer = {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]}
+            body = {"sandbox_id": sid, "index": n, "response_payload": answer, "timeout": 60}
+            turn = ok(http.post("/model_service/anti_call", json=body, timeout=90))
+        assert turn["session_end"] and turn["exit_code"] == 0, turn  # type: ignore[index]
+        said = ok(http.post("/read_file", json={"sandbox_id": sid, "path": "/tmp/said.txt"}))
+        assert said["content"] == "hi\n"  # type: ignore[index]

@@ -25,9 +25,10 @@ from typing import Any
 
 import httpx
 
+from rock.actions import SANDBOX_API_PREFIX
 from rocklet.testing import free_port
 
-PREFIX = "/apis/envs/sandbox/v1"
+PREFIX = SANDBOX_API_PREFIX
 
 
 @dataclass

@@ -14,13 +14,12 @@ from litestar import Litestar, MediaType, Request, Response, get
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.openapi import OpenAPIConfig
 
+from rock.actions import GEM_API_PREFIX, SANDBOX_API_PREFIX
 from rock_admin import __version__
 from rock_admin.api.envelope import TOO_DEEP
-from rock_admin.api.gem import PREFIX as GEM_PREFIX
 from rock_admin.api.gem import gem_router
 from rock_admin.api.portforward import refuse_handshake
 from rock_admin.api.request_id import RequestIdScope
-from rock_admin.api.sandbox import PREFIX as SANDBOX_PREFIX
 from rock_admin.api.sandbox import hello, sandbox_router
 from rock_admin.config import AdminConfig
 from rock_admin.images import ImageStore
@@ -39,7 +38,7 @@ log = logging.getLogger("rock_admin.http")
 
 def _validation_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     detail = getattr(exc, "extra", None) or getattr(exc, "detail", str(exc))
-    if request.url.path.startswith(SANDBOX_PREFIX):
+    if request.url.path.startswith(SANDBOX_API_PREFIX):
         body = {
             "status": "Failed",
             "message": "invalid parameter",
@@ -51,7 +50,7 @@ def _validation_error(request: Request[Any, Any, Any], exc: Exception) -> Respon
 
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    if exc.status_code == 400 and request.url.path.startswith(SANDBOX_PREFIX):
+    if exc.status_code == 400 and request.url.path.startswith(SANDBOX_API_PREFIX):
         # A body that is not JSON at all (Litestar's 400, not a ValidationException): the envelope too.
         return _validation_error(request, exc)
     return Response({"detail": exc.detail}, status_code=exc.status_code)
@@ -59,11 +58,11 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 
 def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if isinstance(exc, RecursionError):  # the body parser gave up on its depth: a bad body, not our error
-        if request.url.path.startswith(SANDBOX_PREFIX):
+        if request.url.path.startswith(SANDBOX_API_PREFIX):
             return _validation_error(request, ValueError(TOO_DEEP))
         return Response({"detail": TOO_DEEP}, status_code=400)
     log.exception("unhandled error on %s", request.url.path)
-    if request.url.path.startswith(SANDBOX_PREFIX):
+    if request.url.path.startswith(SANDBOX_API_PREFIX):
         body = {
             "status": "Failed",
             "message": f"internal error: {type(exc).__name__}: {exc}",
@@ -75,7 +74,7 @@ def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response
 
 
 def _op(path: str) -> str:
-    for prefix, name in ((SANDBOX_PREFIX, "sandbox"), (GEM_PREFIX, "gem")):
+    for prefix, name in ((SANDBOX_API_PREFIX, "sandbox"), (GEM_API_PREFIX, "gem")):
         if path.startswith(prefix + "/"):
             rest = path[len(prefix) + 1 :].split("/")
             if rest[0] == "processes":

@@ -12,13 +12,11 @@ from litestar import Request, Response, Router, post
 from litestar.openapi.datastructures import ResponseSpec
 from pydantic import BaseModel
 
-from rock.actions import EnvCloseRequest, EnvMakeRequest, EnvResetRequest, EnvStepRequest
+from rock.actions import GEM_API_PREFIX, EnvCloseRequest, EnvMakeRequest, EnvResetRequest, EnvStepRequest
 from rock_admin.api.envelope import class_path, raw_body_operation
 from rock_admin.service.errors import RockletTimeoutError
 from rock_admin.service.gem import GemService
 from rock_admin.service.lifecycle import SandboxError, SandboxNotFoundError, SandboxNotRunningError
-
-PREFIX = "/apis/v1/envs/gem"
 
 
 class GemError(BaseModel):
@@ -94,4 +92,4 @@ async def list_envs(request: Request[Any, Any, Any], data: EnvCloseRequest) -> R
     return await _reply(_gem(request).list(data))
 
 
-gem_router = Router(path=PREFIX, route_handlers=[make, reset, step, close, list_envs])
+gem_router = Router(path=GEM_API_PREFIX, route_handlers=[make, reset, step, close, list_envs])

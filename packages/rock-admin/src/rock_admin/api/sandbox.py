@@ -17,6 +17,7 @@ from litestar.response import Stream
 from pydantic import BaseModel
 
 from rock.actions import (
+    SANDBOX_API_PREFIX,
     BashAction,
     BashInterruptAction,
     CloseBashSessionRequest,
@@ -53,7 +54,6 @@ from rock_admin.api.rocklet_relay import rocklet_relay
 from rock_admin.service.dataplane import DataPlane
 from rock_admin.service.lifecycle import SandboxError, SandboxService
 
-PREFIX = "/apis/envs/sandbox/v1"
 #: `start` waits this long for the sandbox to answer (as upstream).
 START_WAIT = 85.0
 
@@ -473,7 +473,7 @@ async def remove_process(
 
 
 sandbox_router = Router(
-    path=PREFIX,
+    path=SANDBOX_API_PREFIX,
     route_handlers=[
         start_async,
         start,

@@ -1,5 +1,7 @@
-"""Runtimes: one small interface (`base.Runtime`) and the embedded `process` runtime."""
+"""Runtimes: one small interface (`base.Runtime`), the embedded `process` runtime and `docker`, chosen by name
+(`registry`)."""
 
-from rock_admin.runtimes.base import Endpoint, Handle, Runtime, SandboxSpec, SandboxStartError, create_runtime
+from rock_admin.runtimes.base import Endpoint, Handle, Runtime, SandboxSpec, SandboxStartError
+from rock_admin.runtimes.registry import create_runtime
 
 __all__ = ["Endpoint", "Handle", "Runtime", "SandboxSpec", "SandboxStartError", "create_runtime"]

@@ -115,17 +115,3 @@ class Runtime(ABC):
 
     async def aclose(self) -> None:
         """Release what the runtime holds (not the sandboxes: they outlive an admin restart)."""
-
-
-def create_runtime(kind: str, **kwargs: Any) -> Runtime:
-    if kind == "process":
-        from rock_admin.runtimes.process import ProcessRuntime
-
-        return ProcessRuntime(**kwargs)
-    if kind == "docker":
-        from rock_admin.runtimes.docker import DockerRuntime
-
-        return DockerRuntime(**kwargs)
-    if kind == "ray":
-        raise ValueError("'ray' is a scheduler, not a runtime: use scheduler: ray (with runtime: process)")
-    raise ValueError(f"unknown runtime {kind!r} (available: process, docker)")

@@ -35,7 +35,7 @@ from typing import Any
 
 from rock_admin.runtimes import linux, rootfs
 from rock_admin.runtimes.base import Endpoint, Handle, Runtime, SandboxSpec, SandboxStartError
-from rock_admin.runtimes.process import UDS_MAX, _pid_start, _python_paths
+from rock_admin.runtimes.host import UDS_MAX, pid_start, python_paths
 from rocklet.config import SESSION_ENV_VAR
 
 log = logging.getLogger("rock_admin.runtime.docker")
@@ -77,7 +77,7 @@ def _rocklet_command(network: str) -> tuple[list[str], dict[str, str]]:
     args = ["-m", "rocklet", *listen, "--state-dir", f"{RUN_DIR}/state", "--log-level", "warning"]
     env = {"PYTHONDONTWRITEBYTECODE": "1", "HOME": "/root"}
     if _under_usr(os.path.realpath(sys.base_prefix)):
-        env["PYTHONPATH"] = ":".join(p for p in _python_paths() if not _under_usr(p))
+        env["PYTHONPATH"] = ":".join(p for p in python_paths() if not _under_usr(p))
         return ["python3", *args], env
     return [sys.executable, *args], env
 
@@ -129,7 +129,7 @@ class DockerRuntime(Runtime):
         )
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="docker")
         self._command, self._env = _rocklet_command(network)
-        self._binds = [p for p in _python_paths() if not _under_usr(p)]
+        self._binds = [p for p in python_paths() if not _under_usr(p)]
         self._watched: dict[str, tuple[Handle, Callable[[Handle], None], asyncio.AbstractEventLoop]] = {}
         #: Containers the kernel OOM-killed in, as their cgroup's eventfd said (for engines that do not say).
         self._oom: set[str] = set()
@@ -211,7 +211,7 @@ class DockerRuntime(Runtime):
             uds=str(run_dir / "rocklet.sock") if self.network == "none" else "",
             url=url,
             pid=pid,
-            pid_start=_pid_start(pid) if pid else 0,
+            pid_start=pid_start(pid) if pid else 0,
             sandbox_dir=str(sdir),
             isolation=f"container {container.short_id} ({self.base_url}), network {self.network}",
             limits_enforced=True,

@@ -30,50 +30,10 @@ from pathlib import Path
 from rock_admin.runtimes import rootfs
 from rock_admin.runtimes.base import Endpoint, Handle, Runtime, SandboxSpec, SandboxStartError
 from rock_admin.runtimes.cgroups import Cgroups, Limits
+from rock_admin.runtimes.host import UDS_MAX, directory_via_fd, pid_start, python_paths, short_path
 from rock_admin.runtimes.userns import SIZE, UidRanges
 
 log = logging.getLogger("rock_admin.runtime")
-
-
-def _pid_start(pid: int) -> int:
-    """The process's start time (clock ticks since boot): with the pid, it names one process for good."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return 0
-
-
-#: Longest Unix socket path the kernel takes (sun_path is 108 bytes with the terminating NUL).
-UDS_MAX = 107
-
-
-def short_path(path: str) -> str:
-    """`path`, or the same file reached through `/proc/self/fd/N/` (an O_PATH fd on its directory, kept open
-    for the process's life) when it is too long for a Unix socket address."""
-    if len(path) <= UDS_MAX:
-        return path
-    directory, name = os.path.split(path)
-    fd = _DIR_FDS.get(directory)
-    if fd is None:
-        fd = _DIR_FDS[directory] = os.open(directory, os.O_PATH | os.O_DIRECTORY)
-    return f"/proc/self/fd/{fd}/{name}"
-
-
-_DIR_FDS: dict[str, int] = {}
-
-
-def _python_paths() -> list[str]:
-    """Host paths the rocklet's interpreter needs, for images that are not the host's root."""
-    paths = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix)}
-    cwd = os.getcwd()
-    # sys.path entries, less the working directory `python -m` puts first (it may be anything).
-    paths.update(os.path.realpath(p) for p in sys.path if p and p != cwd and os.path.isdir(p))
-    kept: list[str] = []
-    for p in sorted(paths):
-        if p != "/" and not any(p.startswith(k + "/") for k in kept):
-            kept.append(p)
-    return kept
 
 
 def _build_id() -> str:
@@ -249,7 +209,7 @@ class ProcessRuntime(Runtime):
             sandbox_id=spec.sandbox_id,
             uds=str(dirs["run"] / "rocklet.sock"),
             pid=pid,
-            pid_start=_pid_start(pid),
+            pid_start=pid_start(pid),
             sandbox_dir=str(sdir),
             isolation=f"namespaces ({kinds}), overlay root" if isolate else "none",
             limits_enforced=limits.enforced,
@@ -310,17 +270,14 @@ class ProcessRuntime(Runtime):
 
     @property
     def _short_sandboxes(self) -> str:
-        fd = _DIR_FDS.get(str(self.sandboxes_dir))
-        if fd is None:
-            fd = _DIR_FDS[str(self.sandboxes_dir)] = os.open(self.sandboxes_dir, os.O_PATH | os.O_DIRECTORY)
-        return f"/proc/self/fd/{fd}"
+        return directory_via_fd(str(self.sandboxes_dir))
 
     def _extra_binds(self, spec: SandboxSpec) -> list[str]:
         """Host paths to bind into the sandbox read-only: the rocklet's interpreter paths (all of them for an
         imported image; for the host's root those outside the allow-list, e.g. a Python under /root or a venv
         in the project tree), and the host's mounts inside the allow-list (which an overlay does not show)."""
         if self._python_paths is None:  # the interpreter's paths do not change: resolved once (realpath)
-            self._python_paths = _python_paths()
+            self._python_paths = python_paths()
         paths = self._python_paths
         if not spec.image.is_host:
             return list(paths)
@@ -328,7 +285,7 @@ class ProcessRuntime(Runtime):
         return outside + rootfs.host_mounts_under_allowed()
 
     def is_running(self, handle: Handle) -> bool:
-        return bool(handle.pid) and _pid_start(handle.pid) == handle.pid_start and handle.pid_start != 0
+        return bool(handle.pid) and pid_start(handle.pid) == handle.pid_start and handle.pid_start != 0
 
     async def stop(self, handle: Handle) -> None:
         if self.is_running(handle):
@@ -381,7 +338,7 @@ class ProcessRuntime(Runtime):
         except OSError:
             loop.call_soon(on_exit, handle)
             return
-        if _pid_start(handle.pid) != handle.pid_start:
+        if pid_start(handle.pid) != handle.pid_start:
             os.close(fd)
             loop.call_soon(on_exit, handle)
             return

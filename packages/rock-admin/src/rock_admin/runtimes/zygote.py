@@ -575,7 +575,7 @@ def serve(control_path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(control_path)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    from rock_admin.runtimes.process import short_path
+    from rock_admin.runtimes.host import short_path
 
     server.bind(short_path(control_path))
     os.chmod(control_path, 0o600)

@@ -12,7 +12,8 @@ import logging
 import os
 from typing import Any
 
-from rock_admin.runtimes.base import Handle, SandboxSpec, create_runtime
+from rock_admin.runtimes.base import Handle, SandboxSpec
+from rock_admin.runtimes.registry import create_runtime
 from rock_admin.schedulers.forward import serve_forwarder
 
 log = logging.getLogger("rock_admin.ray_agent")

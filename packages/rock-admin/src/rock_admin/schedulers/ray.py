@@ -33,6 +33,7 @@ from ray.util.placement_group import (
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from rock_admin.runtimes.base import Endpoint, Handle, Runtime, SandboxSpec, SandboxStartError
+from rock_admin.runtimes.host import UDS_MAX
 from rock_admin.schedulers.agent import NodeAgent
 
 if TYPE_CHECKING:
@@ -41,8 +42,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("rock_admin.ray")
 T = TypeVar("T")
 
-#: Sun_path's limit: a longer socket path is dialed over the agent's TCP forwarder instead.
-UDS_MAX = 107
 #: How long a node whose agent died is skipped when placing (unless Ray says it is gone for good).
 LOST_NODE_SKIP_S = 60.0
 #: Ray calls to an agent that should answer at once (stop, remove, status).
@@ -291,7 +290,8 @@ class RayScheduler(Runtime):
         return handle
 
     def endpoint(self, handle: Handle) -> Endpoint:
-        """The node's socket when it is on this host (and short enough), else the agent's TCP forwarder."""
+        """The node's socket when it is on this host (and short enough), else the agent's TCP forwarder (a
+        longer socket path cannot be dialed)."""
         if self.dial == "auto" and handle.uds and len(handle.uds) <= UDS_MAX and os.path.exists(handle.uds):
             return Endpoint(uds=handle.uds)
         return Endpoint(url=handle.url)

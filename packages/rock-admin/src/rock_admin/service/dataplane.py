@@ -24,7 +24,7 @@ from rock.actions import IsAliveResponse, SandboxStatusResponse
 from rock.exceptions import AuthenticationError
 from rock.rocklet_client import RockletClient
 from rock_admin.runtimes.base import Endpoint, Handle, dial
-from rock_admin.runtimes.process import short_path
+from rock_admin.runtimes.host import short_path
 from rock_admin.service import tenancy
 from rock_admin.service.deadlines import Deadlines
 from rock_admin.service.errors import (

@@ -10,11 +10,11 @@ from typing import Any
 
 import httpx
 
-from rock_admin.api.sandbox import PREFIX as SANDBOX_PREFIX
+from rock.actions import SANDBOX_API_PREFIX
 
 #: Paths only the write cluster serves (lifecycle and scheduling).
 LIFECYCLE = re.compile(
-    rf"^{SANDBOX_PREFIX}/(start|start_async|stop|delete|restart|commit|sandboxes/[^/]+/(restart|archive))$"
+    rf"^{SANDBOX_API_PREFIX}/(start|start_async|stop|delete|restart|commit|sandboxes/[^/]+/(restart|archive))$"
     r"|^/apis/v1/envs/gem/(make|close)$"
 )
 #: Hop-by-hop headers (RFC 9110 §7.6.1) and those httpx sets itself.
@@ -68,7 +68,7 @@ class WriteForwarder:
 def _unreachable(path: str, write_url: str, exc: Exception) -> tuple[int, bytes]:
     """ROCK's Failed envelope (HTTP 200, as every sandbox API answer) or GEM's `{"detail"}` with a 502."""
     message = f"the write node at {write_url} did not answer: {type(exc).__name__}: {exc}"
-    if path.startswith(SANDBOX_PREFIX):
+    if path.startswith(SANDBOX_API_PREFIX):
         result = {"code": 5000, "exit_code": None, "failure_reason": message, "extra_info": {}}
         envelope = {"status": "Failed", "message": message, "error": message, "result": result}
         return 200, json.dumps(envelope).encode()

@@ -15,6 +15,10 @@ from pydantic import BeforeValidator, Field, field_validator
 
 from rock.actions.base import SandboxRequest, WireModel
 
+#: Where the admin serves ROCK's sandbox API (envelope replies) and the GEM env API (raw JSON), as upstream.
+SANDBOX_API_PREFIX = "/apis/envs/sandbox/v1"
+GEM_API_PREFIX = "/apis/v1/envs/gem"
+
 T = TypeVar("T")
 
 #: Response codes (upstream `rock/_codes.py`).

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from rock.actions import EnvResetResponse, EnvStepResponse
+from rock.actions import GEM_API_PREFIX, EnvResetResponse, EnvStepResponse
 
 
 class RockEnvError(RuntimeError):
@@ -35,9 +35,7 @@ class RockEnv:
         self.base_url = (base_url or os.environ.get("ROCK_BASE_URL") or "http://localhost:8080").rstrip("/")
         api_key = api_key or os.environ.get("ROCK_API_KEY")
         headers = {"X-API-Key": api_key} if api_key else {}
-        self._client = httpx.Client(
-            base_url=f"{self.base_url}/apis/v1/envs/gem", timeout=timeout, headers=headers
-        )
+        self._client = httpx.Client(base_url=self.base_url + GEM_API_PREFIX, timeout=timeout, headers=headers)
         self._closed = False
         self.sandbox_id: str | None = None
         body: dict[str, Any] = {"env_id": env_id}

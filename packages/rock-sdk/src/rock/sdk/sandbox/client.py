@@ -31,6 +31,7 @@ import httpx
 from pydantic import BaseModel
 
 from rock.actions import (
+    SANDBOX_API_PREFIX,
     BashAction,
     BashInterruptAction,
     BashObservation,
@@ -99,7 +100,7 @@ LIFECYCLE_OPS = frozenset({"start", "start_async", "stop", "delete", "restart"})
 
 
 def _api(base_url: str) -> str:
-    return f"{base_url.rstrip('/')}/apis/envs/sandbox/v1"
+    return base_url.rstrip("/") + SANDBOX_API_PREFIX
 
 
 class Sandbox:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import TypeVar
 
 import pytest
@@ -16,7 +15,6 @@ testing = pytest.importorskip("rock_admin.testing", reason="the SDK tests need r
 from rock.actions import ReadFileRequest  # noqa: E402
 from rock.sdk.sandbox.agent import RockAgentConfig  # noqa: E402
 from rock.sdk.sandbox.client import Sandbox  # noqa: E402
-from rock.sdk.sandbox.config import SandboxConfig  # noqa: E402
 from rock.sdk.sandbox.model_service import SESSION_END, ModelServiceConfig, chat_completion  # noqa: E402
 
 T = TypeVar("T")
@@ -24,32 +22,15 @@ KEY, OTHER_KEY = "ms-key", "ms-other-key"
 TASK = "Write the word ready into /tmp/out.txt"
 
 
-@dataclass
-class Env:
-    url: str
-    sandbox_id: str
-
-
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testing.SandboxRef]:
     with (
         testing.running_admin(
             tmp_path_factory.mktemp("model-service"), api_keys=f"{KEY},{OTHER_KEY}"
         ) as admin,
         admin.client(headers={"X-API-Key": KEY}) as http,
     ):
-        yield Env(admin.url, testing.start_sandbox(http))
-
-
-def with_sandbox(env: Env, fn: Callable[[Sandbox], Awaitable[T]], api_key: str = KEY) -> T:
-    async def main() -> T:
-        sb = Sandbox(SandboxConfig(base_url=env.url, api_key=api_key, sandbox_id=env.sandbox_id))
-        try:
-            return await fn(sb)
-        finally:
-            await sb.http.aclose()
-
-    return asyncio.run(main())
+        yield testing.SandboxRef(admin.url, testing.start_sandbox(http), KEY)
 
 
 async def play(sb: Sandbox, replies: list[str]) -> list[dict]:
@@ -71,7 +52,9 @@ AGENTS = {
 
 
 @pytest.mark.parametrize("kind", sorted(AGENTS))
-def test_a_shipped_agent_runs_in_the_sandbox_and_the_trainer_answers_its_turns(env: Env, kind: str) -> None:
+def test_a_shipped_agent_runs_in_the_sandbox_and_the_trainer_answers_its_turns(
+    env: testing.SandboxRef, kind: str
+) -> None:
     async def go(sb: Sandbox) -> tuple[list[dict], str, int | None]:
         status = await sb.agent.model_service.start(ModelServiceConfig(request_timeout=60))
         await sb.write_file_by_path(TASK, "/tmp/task.txt")
@@ -87,7 +70,7 @@ def test_a_shipped_agent_runs_in_the_sandbox_and_the_trainer_answers_its_turns(e
         await sb.agent.model_service.stop()
         return seen, out.content, info.exit_code
 
-    seen, written, exit_code = with_sandbox(env, go)
+    seen, written, exit_code = env.call(go)
     assert written.strip() == "ready"  # the command the "model" chose ran in the sandbox
     assert exit_code == 0
     assert len(seen) == 2
@@ -98,7 +81,7 @@ def test_a_shipped_agent_runs_in_the_sandbox_and_the_trainer_answers_its_turns(e
 
 
 @pytest.mark.parametrize("channel", ["direct", "file"])
-def test_anti_call_llm_keeps_upstreams_shape(env: Env, channel: str) -> None:
+def test_anti_call_llm_keeps_upstreams_shape(env: testing.SandboxRef, channel: str) -> None:
     async def go(sb: Sandbox) -> list[str]:
         ms = sb.agent.model_service
         status = await ms.start(ModelServiceConfig(request_timeout=60))
@@ -112,13 +95,13 @@ def test_anti_call_llm_keeps_upstreams_shape(env: Env, channel: str) -> None:
         await ms.stop()
         return got
 
-    first, second, end = with_sandbox(env, go)
+    first, second, end = env.call(go)
     assert json.loads(first)["messages"][1]["content"] == TASK
     assert json.loads(second)["messages"][-1]["content"].startswith("No command found")
     assert end == SESSION_END  # two turns used up: the agent exits, the session ends
 
 
-def test_install_and_run_as_upstream(env: Env) -> None:
+def test_install_and_run_as_upstream(env: testing.SandboxRef) -> None:
     """`install(RockAgentConfig)` + `run(prompt)` blocks until the agent ends, while a trainer answers."""
 
     async def go(sb: Sandbox) -> tuple[str, int | None]:
@@ -132,11 +115,11 @@ def test_install_and_run_as_upstream(env: Env) -> None:
         await sb.agent.model_service.stop()
         return obs.output, obs.exit_code
 
-    output, exit_code = with_sandbox(env, go)
+    output, exit_code = env.call(go)
     assert exit_code == 0 and '"stopped": "done"' in output
 
 
-def test_another_tenant_cannot_reach_the_model_service(env: Env) -> None:
+def test_another_tenant_cannot_reach_the_model_service(env: testing.SandboxRef) -> None:
     async def go(sb: Sandbox) -> str:
         try:
             await sb.agent.model_service.next_turn(timeout=1)
@@ -144,4 +127,4 @@ def test_another_tenant_cannot_reach_the_model_service(env: Env) -> None:
             return str(exc)
         return "answered"
 
-    assert "not found" in with_sandbox(env, go, api_key=OTHER_KEY).lower()
+    assert "not found" in env.call(go, api_key=OTHER_KEY).lower()

@@ -4,8 +4,7 @@ real sandbox with an echo and an HTTP server running inside it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -16,7 +15,6 @@ testing = pytest.importorskip("rock_admin.testing", reason="the SDK tests need r
 
 from rock.actions import Command, ReadFileRequest, WriteFileBytesRequest  # noqa: E402
 from rock.sdk.sandbox.client import Sandbox  # noqa: E402
-from rock.sdk.sandbox.config import SandboxConfig  # noqa: E402
 from rock.sdk.sandbox.fs import ChmodRequest, ChownRequest  # noqa: E402
 from rock.sdk.sandbox.portforward import PortForwardError  # noqa: E402
 from rock.sdk.sandbox.speedup.types import SpeedupType  # noqa: E402
@@ -39,14 +37,8 @@ while True:
 """
 
 
-@dataclass
-class Env:
-    url: str
-    sandbox_id: str
-
-
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testing.SandboxRef]:
     with (
         testing.running_admin(tmp_path_factory.mktemp("sdk-helpers"), api_keys=KEY) as admin,
         admin.client(headers={"X-API-Key": KEY}) as http,
@@ -67,26 +59,13 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
                 )
             )
             assert res["exit_code"] == 0, res  # type: ignore[index]
-        yield Env(admin.url, sid)
-
-
-def with_sandbox(env: Env, fn: Callable[[Sandbox], Awaitable[T]], api_key: str = KEY) -> T:
-    """Run `fn` on the module's sandbox through a fresh SDK client, in a fresh event loop."""
-
-    async def main() -> T:
-        sb = Sandbox(SandboxConfig(base_url=env.url, api_key=api_key, sandbox_id=env.sandbox_id))
-        try:
-            return await fn(sb)
-        finally:
-            await sb.http.aclose()
-
-    return asyncio.run(main())
+        yield testing.SandboxRef(admin.url, sid, KEY)
 
 
 # ---------------------------------------------------------------------------- network: port forwarding
 
 
-def test_port_forward_stream(env: Env) -> None:
+def test_port_forward_stream(env: testing.SandboxRef) -> None:
     async def go(sb: Sandbox) -> None:
         async with sb.network.port_forward(ECHO_PORT) as stream:
             for payload in (b"ping", bytes(range(256)) * 512):
@@ -101,10 +80,10 @@ def test_port_forward_stream(env: Env) -> None:
             assert reply.startswith(b"HTTP/1.0 200") and reply.endswith(b"hello")
             assert stream.close_code == 1000
 
-    with_sandbox(env, go)
+    env.call(go)
 
 
-def test_local_forward_serves_plain_http_clients(env: Env) -> None:
+def test_local_forward_serves_plain_http_clients(env: testing.SandboxRef) -> None:
     async def go(sb: Sandbox) -> None:
         async with sb.network.local_forward(HTTP_PORT) as fwd, httpx.AsyncClient() as http:
             assert fwd.port > 0 and fwd.remote_port == HTTP_PORT
@@ -114,10 +93,10 @@ def test_local_forward_serves_plain_http_clients(env: Env) -> None:
             assert [(r.status_code, r.text) for r in replies] == [(200, "hello")] * 4
             assert fwd.last_error is None
 
-    with_sandbox(env, go)
+    env.call(go)
 
 
-def test_port_forward_errors_say_why(env: Env) -> None:
+def test_port_forward_errors_say_why(env: testing.SandboxRef) -> None:
     async def closed_port(sb: Sandbox) -> None:
         async with sb.network.port_forward(7999) as stream:
             with pytest.raises(PortForwardError) as err:
@@ -140,14 +119,14 @@ def test_port_forward_errors_say_why(env: Env) -> None:
                 pass
         assert err.value.code == 401 and "API key" in err.value.reason
 
-    with_sandbox(env, closed_port)
-    with_sandbox(env, wrong_key, api_key="wrong")
+    env.call(closed_port)
+    env.call(wrong_key, api_key="wrong")
 
 
 # ---------------------------------------------------------------------------- fs
 
 
-def test_fs_chmod_chown(env: Env) -> None:
+def test_fs_chmod_chown(env: testing.SandboxRef) -> None:
     async def go(sb: Sandbox) -> None:
         await sb.write_file_by_path("x", "/tmp/perm/a/f.txt")
 
@@ -168,10 +147,10 @@ def test_fs_chmod_chown(env: Env) -> None:
         with pytest.raises(ValueError, match=r"^paths:"):
             await sb.fs.chmod(ChmodRequest(paths=[]))
 
-    with_sandbox(env, go)
+    env.call(go)
 
 
-def test_fs_upload_dir_replaces_the_target(env: Env, tmp_path: Path) -> None:
+def test_fs_upload_dir_replaces_the_target(env: testing.SandboxRef, tmp_path: Path) -> None:
     src = tmp_path / "src"
     (src / "sub").mkdir(parents=True)
     (src / "top.txt").write_text("top")
@@ -193,10 +172,10 @@ def test_fs_upload_dir_replaces_the_target(env: Env, tmp_path: Path) -> None:
         relative = await sb.fs.upload_dir(src, "tmp/updir")
         assert relative.exit_code == 1 and relative.failure_reason.startswith("target_dir:")
 
-    with_sandbox(env, go)
+    env.call(go)
 
 
-def test_fs_download_file(env: Env, tmp_path: Path) -> None:
+def test_fs_download_file(env: testing.SandboxRef, tmp_path: Path) -> None:
     async def go(sb: Sandbox) -> None:
         await sb.write_file_bytes(WriteFileBytesRequest(path="/tmp/dl/data.bin", content_base64="AAEC/w=="))
         res = await sb.fs.download_file("/tmp/dl/data.bin", tmp_path / "out" / "data.bin")
@@ -205,13 +184,13 @@ def test_fs_download_file(env: Env, tmp_path: Path) -> None:
         assert not directory.success and directory.message.startswith("remote_path:")
         assert not (tmp_path / "dir.bin").exists()
 
-    with_sandbox(env, go)
+    env.call(go)
 
 
 # ---------------------------------------------------------------------------- process
 
 
-def test_process_execute_script(env: Env) -> None:
+def test_process_execute_script(env: testing.SandboxRef) -> None:
     async def go(sb: Sandbox) -> None:
         obs = await sb.process.execute_script("echo from-script; exit 4", wait_timeout=60)
         assert obs.exit_code == 4 and obs.output.strip() == "from-script"
@@ -225,13 +204,13 @@ def test_process_execute_script(env: Env) -> None:
         bad = await sb.process.execute_script("true", script_name="../etc/x.sh")
         assert bad.exit_code == 1 and bad.failure_reason.startswith("script_name:")
 
-    with_sandbox(env, go)
+    env.call(go)
 
 
 # ---------------------------------------------------------------------------- network.speedup
 
 
-def test_speedup_pip_sets_the_mirror(env: Env) -> None:
+def test_speedup_pip_sets_the_mirror(env: testing.SandboxRef) -> None:
     async def go(sb: Sandbox) -> None:
         obs = await sb.network.speedup(SpeedupType.PIP, "https://mirrors.example.com/", timeout=60)
         assert obs.exit_code == 0, obs
@@ -240,10 +219,10 @@ def test_speedup_pip_sets_the_mirror(env: Env) -> None:
         host = await sb.execute(Command(command=["sh", "-c", "pip3 config get global.trusted-host"]))
         assert host.stdout.strip() == "mirrors.example.com"
 
-    with_sandbox(env, go)
+    env.call(go)
 
 
-def test_speedup_github_and_apt(env: Env) -> None:
+def test_speedup_github_and_apt(env: testing.SandboxRef) -> None:
     host_files = {
         p: Path(p).read_bytes()
         for p in ("/etc/hosts", "/etc/apt/sources.list.d/debian.sources")
@@ -270,12 +249,12 @@ def test_speedup_github_and_apt(env: Env) -> None:
         sources = await sh(sb, "cat /etc/apt/sources.list /etc/apt/sources.list.d/*.sources 2>/dev/null")
         assert "http://mirrors.example.com/debian" in sources and "deb.debian.org" not in sources
 
-    with_sandbox(env, go)
+    env.call(go)
     for path, content in host_files.items():
         assert Path(path).read_bytes() == content, f"the host's {path} changed"
 
 
-def test_speedup_bad_input_is_named(env: Env) -> None:
+def test_speedup_bad_input_is_named(env: testing.SandboxRef) -> None:
     async def go(sb: Sandbox) -> None:
         for kind, value in ((SpeedupType.PIP, "mirrors.example.com"), (SpeedupType.GITHUB, "999.1.1.1")):
             bad = await sb.network.speedup(kind, value)
@@ -283,4 +262,4 @@ def test_speedup_bad_input_is_named(env: Env) -> None:
         unknown = await sb.network.speedup("yum", "http://mirrors.example.com")
         assert unknown.exit_code == 1 and unknown.output.startswith("speedup_type:")
 
-    with_sandbox(env, go)
+    env.call(go)

@@ -8,6 +8,7 @@ a private `redis-server` (a free port, data in the tmp dir) for `store="redis"`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -18,17 +19,19 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from rock.actions import SANDBOX_API_PREFIX
+from rock_admin.runtimes.host import pid_start
 from rocklet.testing import free_port
 
 PREFIX = SANDBOX_API_PREFIX
+T = TypeVar("T")
 
 
 @dataclass
@@ -114,7 +117,7 @@ class Admin:
         for record in self._records():
             handle = record.get("handle") or {}
             pid = handle.get("pid")
-            if pid and _start_time(pid) == handle.get("pid_start"):
+            if pid and pid_start(pid) == handle.get("pid_start"):
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
             for d in handle.get("cgroups", []):
@@ -160,14 +163,6 @@ def _unmount_under(path: Path) -> None:
     for point in sorted(points, key=len, reverse=True):
         with contextlib.suppress(OSError):
             linux.umount2(point, linux.MNT_DETACH)
-
-
-def _start_time(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return 0
 
 
 @contextlib.contextmanager
@@ -242,6 +237,30 @@ def running_redis(dir: Path) -> Iterator[Redis]:
         yield redis
     finally:
         redis.stop()
+
+
+@dataclass(frozen=True)
+class SandboxRef:
+    """One sandbox of a test's admin, to drive through the SDK."""
+
+    url: str
+    sandbox_id: str
+    api_key: str | None = None
+
+    def call(self, fn: Callable[[Any], Awaitable[T]], api_key: str | None = None) -> T:
+        """`fn(sandbox)` with a fresh SDK client (this key, or `api_key`) in a fresh event loop."""
+        from rock.sdk.sandbox.client import Sandbox
+        from rock.sdk.sandbox.config import SandboxConfig
+
+        async def main() -> T:
+            key = api_key if api_key is not None else self.api_key
+            sb = Sandbox(SandboxConfig(base_url=self.url, api_key=key, sandbox_id=self.sandbox_id))
+            try:
+                return await fn(sb)
+            finally:
+                await sb.http.aclose()  # not close(): that would stop the shared sandbox
+
+        return asyncio.run(main())
 
 
 def ok(response: httpx.Response) -> object:

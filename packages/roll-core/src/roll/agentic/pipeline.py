@@ -101,6 +101,15 @@ def trajectory_metrics(trajs: list[Trajectory], prefix: str = "") -> dict[str, f
     return out
 
 
+def manager_class(cfg: AgenticConfig, mgr) -> type[TrajEnvManager]:
+    """AgentNativeEnvManager for agent_native tags (validation keeps them apart from others), else TrajEnvManager."""
+    from roll.agentic.agent_native import AgentNativeEnvManager, is_agent_native
+
+    if any(is_agent_native(cfg.custom_envs[t]) for t in mgr.tags):
+        return AgentNativeEnvManager
+    return TrajEnvManager
+
+
 class AgenticPipeline:
     """Builds the role clusters and env schedulers from a validated, finalized config and runs the loop."""
 
@@ -164,7 +173,7 @@ class AgenticPipeline:
         self.managers: list[TrajEnvManager] = []
         for mode, mgr in (("train", cfg.train_env_manager), ("val", cfg.val_env_manager)):
             gen_args = mgr.generating_args
-            manager = TrajEnvManager(
+            manager = manager_class(cfg, mgr)(
                 self.formatter,
                 cfg.sequence_length,
                 self._generate_fn(gen_args),

@@ -132,6 +132,42 @@ class EnvManagerConfig(WorkerConfig):
     max_env_replacements: int = -1
 
 
+# `custom_envs.<Tag>.env_manager_cls` values that select roll.agentic.agent_native.AgentNativeEnvManager
+AGENT_NATIVE_MANAGERS = {
+    "agent_native",
+    "AgentNativeEnvManager",
+    "roll.agentic.agent_native.AgentNativeEnvManager",
+}
+
+
+@dataclass
+class AgentNativeConfig:
+    """`custom_envs.<Tag>.agent` (our addition) for `env_manager_cls: agent_native`: a real agent program runs
+    in a ROCK sandbox per episode, its LLM calls are answered by the policy, a task verifier gives the reward."""
+
+    tasks: list[str] | None = None  # task names (default: every task of task_file)
+    task_file: str | None = None  # JSON/YAML list of tasks (default: roll's shipped terminal tasks)
+    # the agent's command line; placeholders {python} {task_file} {max_turns} {workdir} {rock_agents_dir}
+    command: str | None = None  # default: rock-sdk's Python bash agent
+    max_turns: int = 8  # model calls per episode; the agent is stopped at the next one
+    agent_timeout_s: float = 300.0  # wall time of one agent run, from its start to its exit
+    setup_timeout_s: float = 60.0
+    verifier_timeout_s: float = 60.0
+    request_timeout_s: float = 300.0  # a parked agent request unanswered this long gets HTTP 504
+    poll_timeout_s: float = 10.0  # one long-poll for the agent's next request
+    batch_window_s: float = 0.5  # generation waits this long for other envs' requests to batch with
+    base_url: str | None = None  # ROCK admin (default $ROCK_BASE_URL or http://localhost:8080)
+    image: str = "python:3.11"
+    memory: str = "2g"
+    cpus: float = 1.0
+    startup_timeout_s: float = 180.0
+    auto_clear_seconds: int = 3600
+    python: str | None = None  # interpreter for the agent and $PYTHON (default: the trainer's, which
+    # a process-runtime sandbox sees at the same path)
+    model_service_port: int = 0  # 0: any free port in the sandbox
+    env: dict | None = None  # extra environment for the agent process
+
+
 @dataclass
 class CustomEnv:
     """`custom_envs.<Tag>`: a gem_envs id plus the manager settings of that tag (ROLL's catalogue keys)."""
@@ -150,6 +186,7 @@ class CustomEnv:
     agent_runner_cls: str | None = None
     metrics_agg_mode: dict | None = None
     rock: dict | None = None  # our addition: {base_url: ...} hosts the env through a ROCK admin
+    agent: AgentNativeConfig | None = None  # our addition: settings of env_manager_cls agent_native
 
 
 @dataclass

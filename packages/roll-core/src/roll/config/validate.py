@@ -13,7 +13,14 @@ import math
 from pathlib import Path
 
 from roll.config.loader import ConfigError
-from roll.config.schema import AgenticConfig, EnvManagerConfig, GeneratingArgs, StrategyArgs, WorkerConfig
+from roll.config.schema import (
+    AGENT_NATIVE_MANAGERS,
+    AgenticConfig,
+    EnvManagerConfig,
+    GeneratingArgs,
+    StrategyArgs,
+    WorkerConfig,
+)
 from roll.distributed.placement import DeviceMappingError, RolePlacement, colocation, parse_device_mapping
 
 ADV_ESTIMATORS = {"grpo", "reinforce", "gae"}
@@ -28,6 +35,7 @@ TRAJ_MANAGERS = {
     "roll.agentic.env_manager.TrajEnvManager",
     "roll.pipeline.agentic.env_manager.traj_env_manager.TrajEnvManager",
     "TrajEnvManager",
+    *AGENT_NATIVE_MANAGERS,  # roll.agentic.agent_native: an agent program in a sandbox per episode
 }
 FA2_NAMES = {"fa2", "flash_attention_2", "flash_attn"}
 ATTN_NAMES = {None, "eager", "sdpa", *FA2_NAMES}
@@ -388,8 +396,73 @@ def _validate_env_manager(cfg: AgenticConfig, name: str, mgr: EnvManagerConfig, 
             err(f"{path}.max_steps", f"must be >= 1, got {env.max_steps}")
         if env.max_tokens_per_step < 1:
             err(f"{path}.max_tokens_per_step", f"must be >= 1, got {env.max_tokens_per_step}")
-        if env.rock is None:
+        if env.env_manager_cls in AGENT_NATIVE_MANAGERS:
+            _check_agent_native(path, env, err)
+        elif env.rock is None:
             _check_env_type(path, env.env_type, env.env_config, err)
+    kinds = {
+        cfg.custom_envs[t].env_manager_cls in AGENT_NATIVE_MANAGERS for t in mgr.tags if t in cfg.custom_envs
+    }
+    if len(kinds) > 1:
+        err(
+            f"{name}.tags",
+            "mixes agent_native tags with other env managers; one env manager runs one kind: "
+            "give the agent_native tags their own train/val env manager",
+        )
+
+
+def _check_agent_native(path: str, env, err) -> None:
+    """`custom_envs.<Tag>.agent`: positive limits, a well-formed admin URL, tasks that load."""
+    from roll.agentic.tasks import load_tasks
+    from roll.config.schema import AgentNativeConfig
+    from roll.envs.rock_probe import url_problem
+
+    agent = env.agent or AgentNativeConfig()
+    for key in (
+        "max_turns",
+        "agent_timeout_s",
+        "setup_timeout_s",
+        "verifier_timeout_s",
+        "request_timeout_s",
+        "poll_timeout_s",
+        "startup_timeout_s",
+        "cpus",
+    ):
+        value = getattr(agent, key)
+        if not value > 0:
+            err(f"{path}.agent.{key}", f"must be > 0, got {value!r}")
+    if agent.batch_window_s < 0:
+        err(f"{path}.agent.batch_window_s", f"must be >= 0, got {agent.batch_window_s!r}")
+    if not 0 <= agent.model_service_port <= 65535:
+        err(
+            f"{path}.agent.model_service_port",
+            f"must be 0 (any free port) to 65535, got {agent.model_service_port}",
+        )
+    if agent.base_url is not None and (problem := url_problem(agent.base_url)):
+        err(f"{path}.agent.base_url", problem)
+    if agent.command is not None:
+        import string
+
+        known = {"python", "task_file", "max_turns", "workdir", "rock_agents_dir"}
+        try:
+            names = {n for _, n, _, _ in string.Formatter().parse(agent.command) if n is not None}
+        except ValueError as exc:
+            names = set()
+            err(f"{path}.agent.command", f"not a valid template ({exc}); write literal braces as {{{{ }}}}")
+        for n in sorted(names - known):
+            err(f"{path}.agent.command", f"unknown placeholder {{{n}}}; known: {', '.join(sorted(known))}")
+    try:
+        load_tasks(agent.task_file, agent.tasks)
+    except Exception as exc:  # unreadable file, bad JSON/YAML, bad task: the message names the key first
+        key, _, msg = str(exc).partition(": ")
+        if key not in ("agent.tasks", "agent.task_file"):
+            key, msg = "agent.task_file", f"{agent.task_file}: {exc}"
+        err(f"{path}.{key}", msg)
+    if agent.request_timeout_s < agent.poll_timeout_s:
+        err(
+            f"{path}.agent.request_timeout_s",
+            f"{agent.request_timeout_s:g} s is shorter than poll_timeout_s={agent.poll_timeout_s:g} s",
+        )
 
 
 def _check_env_type(path: str, env_type: str, env_config: dict, err) -> None:
@@ -461,6 +534,14 @@ def _check_rock_urls(cfg: AgenticConfig, err, probe: bool) -> None:
                 err(path, problem)
                 continue
             urls[path] = url
+        elif env.env_manager_cls in AGENT_NATIVE_MANAGERS:  # its syntax is checked by _check_agent_native
+            url = (
+                (env.agent and env.agent.base_url)
+                or os.environ.get("ROCK_BASE_URL")
+                or "http://localhost:8080"
+            )
+            if url_problem(url) is None:
+                urls[f"custom_envs.{tag}.agent.base_url"] = url
         else:  # sandbox-served envs take `base_url` (its syntax is checked by the env's check_config)
             url = env.env_config.get("base_url", _base_url_default(env.env_type))
             if isinstance(url, str) and url_problem(url) is None:

@@ -4,6 +4,7 @@ drives a sandbox our admin started, through the admin's rocklet relay: it takes 
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterator
 
@@ -27,8 +28,10 @@ def _relay(admin: Admin, key: str, sid: str) -> str:
 
 
 RUNTIME = r"""
-import asyncio, json, os
-from rock.actions import BashAction, Command, CreateBashSessionRequest, ReadFileRequest, WriteFileRequest
+import asyncio, json, os, tempfile
+from pathlib import Path
+from rock.actions import (BashAction, Command, CreateBashSessionRequest, ReadFileRequest, UploadRequest,
+                          WriteFileRequest)
 from rock.sandbox.remote_sandbox import RemoteSandboxRuntime
 
 async def raised(coro):
@@ -52,6 +55,14 @@ async def main():
     out["execute"] = [cmd.stdout, cmd.exit_code]
     await rt.write_file(WriteFileRequest(path="/tmp/relay.txt", content="w", sandbox_id=sid))
     out["read"] = (await rt.read_file(ReadFileRequest(path="/tmp/relay.txt", sandbox_id=sid))).content
+    with tempfile.TemporaryDirectory() as local:
+        (Path(local) / "one.bin").write_bytes(bytes(range(256)) * 64)
+        (Path(local) / "tree" / "sub").mkdir(parents=True)
+        (Path(local) / "tree" / "sub" / "b.txt").write_text("in a tree")
+        await rt.upload(UploadRequest(source_path=f"{local}/one.bin", target_path="/tmp/up/one.bin"))
+        await rt.upload(UploadRequest(source_path=f"{local}/tree", target_path="/tmp/up/tree"))
+    up = await rt.execute(Command(command=["sh", "-c", "md5sum /tmp/up/one.bin; cat /tmp/up/tree/sub/b.txt"], sandbox_id=sid))
+    out["upload"] = up.stdout.split()
     for name, url in (("wrong", os.environ["WRONG"]), ("stranger", os.environ["STRANGER"])):
         other = RemoteSandboxRuntime(host=url, timeout=10)
         out[name] = [(await other.is_alive()).is_alive,
@@ -76,6 +87,14 @@ def test_upstream_runtime_drives_an_admin_sandbox_through_the_relay(admin: Admin
     assert out["run"] == ["hi 1\n", 0] and out["kept"] == "1\n"
     assert out["non_zero"] == "rock.rocklet.exceptions.NonZeroExitCodeError"  # the rocklet's 511, relayed
     assert out["execute"] == ["out\n", 4] and out["read"] == "w"
+    # multipart uploads through the relay: a binary file as it was, a directory zipped and unpacked
+    assert out["upload"] == [
+        hashlib.md5(bytes(range(256)) * 64).hexdigest(),
+        "/tmp/up/one.bin",
+        "in",
+        "a",
+        "tree",
+    ]
     # a wrong key and another key's caller are both refused; neither reaches the rocklet
     assert out["wrong"] == [False, "requests.exceptions.HTTPError"]
     assert out["stranger"] == [False, "requests.exceptions.HTTPError"]
@@ -106,3 +125,6 @@ def test_another_key_is_told_what_an_unused_id_is_told(admin: Admin) -> None:
     mine = answers("key-a", sid)
     assert mine[0][0] == 200 and mine[1][0] == 200 and "pwned" in mine[1][1]
     assert mine[2][0] == 404 and "not relayed" in mine[2][1]  # only the runtime client's paths go through
+    with httpx.Client(auth=("rock", "key-a"), timeout=30) as http:
+        not_multipart = http.post(f"{admin.url}{PREFIX}/sandboxes/{sid}/rocklet/upload", json={"file": "x"})
+    assert not_multipart.status_code == 415 and "multipart/form-data" in not_multipart.text

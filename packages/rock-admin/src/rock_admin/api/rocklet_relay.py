@@ -22,12 +22,14 @@ from rock_admin.service.errors import (
     SandboxNotFoundError,
     SandboxNotRunningError,
 )
+from rock_admin.service.rawhttp import JSON
 from rocklet.errors import ROCK_CLIENT_HEADER
 
-#: What upstream's runtime client calls (`upload` is multipart, which the lean relay does not carry); others
-#: (process streams) reply in ways the relay's client does not speak, so they are refused rather than garbled.
+#: What upstream's runtime client calls; others (process streams) reply in ways the relay's client does not
+#: speak, so they are refused rather than garbled.
 RELAYED = {
     ("GET", "is_alive"),
+    ("POST", "upload"),
     ("GET", "get_statistics"),
     *(
         ("POST", p)
@@ -59,6 +61,15 @@ def _detail(status: int, detail: str) -> Response[bytes]:
     )
 
 
+def _content_type(path: str, header: str) -> bytes | None:
+    """The body type to send on: JSON, except an upload's multipart type with its boundary (None: refused)."""
+    if path != "upload":
+        return JSON
+    if not header.lower().startswith("multipart/form-data") or any(c in header for c in "\r\n"):
+        return None
+    return header.encode("latin-1")
+
+
 def _own_timeout(method: str, raw: bytes) -> float | None:
     """A command's own timeout, so the admin's deadline on the call is that plus a margin."""
     if method != "POST" or b'"timeout"' not in raw:
@@ -86,6 +97,11 @@ async def rocklet_relay(request: Request[Any, Any, Any], sandbox_id: str, path: 
         return _detail(_STATUS.get(type(exc), 400), str(exc))
     if (request.method, path) not in RELAYED:
         return _detail(404, f"path: /{path} ({request.method}) is not relayed to the rocklet")
+    content_type = _content_type(path, request.headers.get("content-type", ""))
+    if content_type is None:
+        return _detail(
+            415, "content-type: /upload takes multipart/form-data (fields file, target_path, unzip)"
+        )
     raw = await request.body()
     query = request.scope.get("query_string") or b""
     target = "/" + path + ("?" + query.decode("latin-1") if query else "")
@@ -98,6 +114,7 @@ async def rocklet_relay(request: Request[Any, Any, Any], sandbox_id: str, path: 
             _own_timeout(request.method, raw),
             check=False,
             headers=_DIALECT if ROCK_CLIENT_HEADER in request.headers else b"",
+            content_type=content_type,
         )
     except SandboxError as exc:
         return _detail(_STATUS.get(type(exc), 400), str(exc))

@@ -34,7 +34,7 @@ from rock_admin.service.errors import (
     SandboxNotRunningError,
 )
 from rock_admin.service.metrics import Metrics
-from rock_admin.service.rawhttp import RawPool, Reply
+from rock_admin.service.rawhttp import JSON, RawPool, Reply
 from rock_admin.service.tokens import TokenKey
 from rock_admin.store import SandboxStore
 
@@ -237,15 +237,19 @@ class DataPlane(ABC):
         timeout: float | None = None,
         check: bool = True,
         headers: bytes = b"",
+        content_type: bytes = JSON,
     ) -> Reply:
         """Like `post_raw`, but a reply over `INLINE_REPLY_BYTES` is relayed in chunks, never held whole (the
         deadline is on its head; the chunks follow at the client's pace). `check=False`: a rocklet error reply
-        comes back as it is (its status in `Reply.status`), not raised; `headers`: more header lines to send."""
+        comes back as it is (its status in `Reply.status`), not raised; `headers`: more header lines to send;
+        `content_type`: the body's."""
         deadline = timeout + CALL_MARGIN if timeout else self.call_timeout
         return await self._forward(
             sandbox_id,
             lambda sb: self._bounded(
-                sb, self.raw_pool(sb).open(method, path, body, INLINE_REPLY_BYTES, check, headers), deadline
+                sb,
+                self.raw_pool(sb).open(method, path, body, INLINE_REPLY_BYTES, check, headers, content_type),
+                deadline,
             ),
         )
 

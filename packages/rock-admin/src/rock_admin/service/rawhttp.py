@@ -20,6 +20,8 @@ from rock_admin.runtimes.base import Endpoint
 
 #: Bytes per chunk of a streamed reply (what the admin holds of it at a time).
 CHUNK = 1 << 20
+#: The body type unless a caller names another (a relayed multipart upload).
+JSON = b"application/json"
 _Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
@@ -66,13 +68,14 @@ class RawPool:
         inline_max: int | None,
         check: bool = True,
         headers: bytes = b"",
+        content_type: bytes = JSON,
     ) -> Reply:
         """Send the request (`headers`: more header lines, each ending in CRLF); a reply longer than `inline_max`
         bytes comes as chunks (None: always read at once). A non-200 reply (small: an error) is raised as
         `RockletClient` raises it (`check=False`: returned)."""
         await self._slots.acquire()
         try:
-            conn, status, length = await self._send(method, path, body, headers)
+            conn, status, length = await self._send(method, path, body, headers, content_type)
         except BaseException:
             self._slots.release()
             raise
@@ -95,14 +98,14 @@ class RawPool:
         return Reply(length, body=payload)
 
     async def _send(
-        self, method: bytes, path: str, body: bytes, headers: bytes = b""
+        self, method: bytes, path: str, body: bytes, headers: bytes, content_type: bytes
     ) -> tuple[_Conn, int, int]:
         """A connection with the reply's head read: (connection, status, body length)."""
         for attempt in (0, 1):
             reused = bool(self._idle)
             conn = self._idle.pop() if reused else await self._connect()
             try:
-                status, length = await self._exchange(conn, method, path, body, headers)
+                status, length = await self._exchange(conn, method, path, body, headers, content_type)
             except (ConnectionError, asyncio.IncompleteReadError, OSError):
                 conn[1].close()
                 if reused and attempt == 0:  # a kept connection the server closed: once more, fresh
@@ -137,7 +140,7 @@ class RawPool:
         return await asyncio.open_unix_connection(self.endpoint.uds)
 
     async def _exchange(
-        self, conn: _Conn, method: bytes, path: str, body: bytes, headers: bytes = b""
+        self, conn: _Conn, method: bytes, path: str, body: bytes, headers: bytes, content_type: bytes
     ) -> tuple[int, int]:
         reader, writer = conn
         request_id = FORWARDED_REQUEST_ID.get()
@@ -145,7 +148,9 @@ class RawPool:
             method
             + b" "
             + path.encode()
-            + b" HTTP/1.1\r\nHost: rocklet\r\nContent-Type: application/json\r\n"
+            + b" HTTP/1.1\r\nHost: rocklet\r\nContent-Type: "
+            + content_type
+            + b"\r\n"
             + self._auth
             + headers
             + (b"X-Request-ID: " + request_id.encode() + b"\r\n" if request_id else b"")

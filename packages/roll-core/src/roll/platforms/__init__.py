@@ -45,6 +45,14 @@ class Platform:
         return {}
 
     @classmethod
+    def check_role(cls, role_name: str, role: Any, check_environment: bool = True) -> list[tuple[str, str]]:
+        """Plugin hook, called by config validation for every role (a `WorkerConfig`): a platform may adjust
+        the role's `strategy_args.strategy_config` in place for its backends and returns (key path, problem)
+        pairs for what it cannot run, each problem naming the fix. `check_environment=False` skips checks of
+        what this machine has installed. Built-ins accept everything."""
+        return []
+
+    @classmethod
     def describe(cls) -> str:
         return f"{cls.name} ({cls.device_count()} devices, backend {cls.communication_backend})"
 
@@ -119,8 +127,10 @@ def available_platforms() -> dict[str, type[Platform]]:
 def get_platform(name: str) -> type[Platform]:
     platforms = available_platforms()
     if name not in platforms:
-        hint = " (install roll-core[ascend] once roll-ascend is released)" if name == "npu" else ""
-        raise KeyError(f"unknown platform {name!r}{hint}; known: {', '.join(sorted(platforms))}")
+        raise KeyError(
+            f"unknown platform {name!r}; known: {', '.join(sorted(platforms))} "
+            f"(plugins register under the {ENTRY_POINT_GROUP!r} entry-point group, e.g. roll-core[ascend])"
+        )
     return platforms[name]
 
 

@@ -11,7 +11,7 @@ import pytest
 from roll.cli import main
 from roll.config import ConfigError, finalize, load_and_validate, load_config, validate
 from roll.distributed.placement import DeviceMappingError, parse_device_mapping
-from roll.platforms import CpuPlatform
+from roll.platforms import CpuPlatform, current_platform
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -274,3 +274,17 @@ def test_group_filter_and_redundancy_settings():
     problems = dict(info.value.problems)
     assert "cannot load 'no.such.Filter'" in problems["train_env_manager.group_filter_cls"]
     assert ">= 0" in problems["train_env_manager.group_size_redundancy"]
+
+
+def test_platform_key_insists_or_falls_back():
+    with pytest.raises(ConfigError) as info:
+        load_and_validate(TINY, "agentic_sokoban", ["platform=tpu"], check_environment=False)
+    assert "unknown platform 'tpu'" in dict(info.value.problems)["platform"]
+    if current_platform().name == "cpu":  # this machine: no CUDA, so insisting on it is one line naming why
+        with pytest.raises(ConfigError) as info:
+            load_and_validate(TINY, "agentic_sokoban", ["platform=cuda"])
+        assert dict(info.value.problems)["platform"] == (
+            "'cuda' cannot run here: no NVIDIA device is visible on this machine"
+        )
+    _, _, plan = load_and_validate(TINY, "agentic_sokoban", ["platform=cpu"])
+    assert {p.role for p in plan} >= {"actor_train", "actor_infer"}

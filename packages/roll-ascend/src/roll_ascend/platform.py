@@ -67,6 +67,13 @@ class NpuPlatform(Platform):
         torch.npu.empty_cache()
 
     @classmethod
+    def unavailable_reason(cls) -> str:
+        status = probe()
+        if not status.ok:
+            return status.reason
+        return "torch_npu sees no NPU (check ASCEND_RT_VISIBLE_DEVICES and `npu-smi info`)"
+
+    @classmethod
     def get_custom_env_vars(cls) -> dict[str, str]:
         # hccl's default 120 s connect timeout is shorter than loading a model on every rank
         return {"HCCL_CONNECT_TIMEOUT": "1800"}

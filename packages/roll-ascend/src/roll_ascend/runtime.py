@@ -37,10 +37,3 @@ def _failed(detail: str) -> RuntimeStatus:
     status = RuntimeStatus(False, f"Ascend runtime not found: {detail}")
     log.info(status.reason)  # auto-detection then falls back to the next platform
     return status
-
-
-def require() -> None:
-    """Stop with the one-line reason where the npu platform was asked for explicitly."""
-    status = probe()
-    if not status.ok:
-        raise RuntimeError(status.reason)

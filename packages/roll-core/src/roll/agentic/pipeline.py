@@ -114,10 +114,10 @@ class AgenticPipeline:
     """Builds the role clusters and env schedulers from a validated, finalized config and runs the loop."""
 
     def __init__(self, cfg: AgenticConfig, stdout: bool = True) -> None:
-        from roll.platforms import current_platform
+        from roll.platforms import select_platform
 
         self.cfg = cfg
-        self.platform = current_platform()
+        self.platform = select_platform(cfg.platform)
         self.stdout = stdout
         self._ray_dir: str | None = None
         self.runtime = cfg.runtime

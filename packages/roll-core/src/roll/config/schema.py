@@ -306,6 +306,7 @@ class AgenticConfig:
     deepspeed_zero3_cpuoffload: dict | None = None
     hydra: dict | None = None  # Hydra's own settings; accepted and ignored (we write no Hydra output dirs)
     # --- our additions
+    platform: str = "auto"  # auto (the available one of highest priority) | cpu | cuda | a plugin's (npu)
     runtime: str = "auto"  # local (one process, same interfaces) | ray (Ray actors) | auto (ray iff a role has world_size > 1)
     ray_init_kwargs: dict | None = None
     rollout_timeout_s: float = 1800.0  # every wait for rollouts ends with an error after this

@@ -97,13 +97,19 @@ def validate(
     cfg: AgenticConfig, platform: type | None = None, check_environment: bool = True
 ) -> list[RolePlacement]:
     """Raise ConfigError listing every problem; return the placement plan when there is none."""
-    from roll.platforms import current_platform
+    from roll.platforms import PlatformUnavailable, current_platform, select_platform
 
-    platform = platform or current_platform()
     p: list[tuple[str, str]] = []
 
     def err(path: str, msg: str) -> None:
         p.append((path, msg))
+
+    if platform is None:
+        try:
+            platform = select_platform(cfg.platform, require_available=check_environment)
+        except (KeyError, PlatformUnavailable) as exc:
+            err("platform", str(exc.args[0]))
+            platform = current_platform()
 
     # --- algorithm choices
     if cfg.adv_estimator in ADV_NOT_BUILT:
@@ -205,6 +211,8 @@ def validate(
                 err(f"{name}.strategy_args.strategy_name", reason)
         except KeyError as exc:
             err(f"{name}.strategy_args.strategy_name", str(exc.args[0]))
+        for path, msg in platform.check_role(name, role, check_environment):  # the platform's backend rules
+            err(path, msg)
         try:
             devices = parse_device_mapping(role.device_mapping)
         except DeviceMappingError as exc:

@@ -1,7 +1,8 @@
 """Platforms: device type, visibility env var, collective backend, Ray resource key, dtype quirks.
 
 cpu and cuda are built in; plugins add more through the entry-point group `roll.platforms`
-(e.g. roll-ascend registers `npu`). `current_platform()` picks the first available one.
+(e.g. roll-ascend registers `npu`). `current_platform()` picks the first available one;
+`select_platform(name)` honours the config's `platform` key.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ class Platform:
     @classmethod
     def supported_dtypes(cls) -> tuple[str, ...]:
         return ("fp32", "bf16")
+
+    @classmethod
+    def unavailable_reason(cls) -> str:
+        """One line on why this platform cannot run here; plugins say what to install or source."""
+        return f"no {cls.device_name or cls.name} device is visible on this machine"
 
     @classmethod
     def get_custom_env_vars(cls) -> dict[str, str]:
@@ -138,3 +144,18 @@ def current_platform() -> type[Platform]:
     """The available platform with the highest priority (cuda over cpu; plugins set their own)."""
     candidates = [p for p in available_platforms().values() if p.is_available()]
     return max(candidates, key=lambda p: p.priority)
+
+
+class PlatformUnavailable(RuntimeError):
+    """The configured platform exists but cannot run on this machine; the message says why in one line."""
+
+
+def select_platform(name: str = "auto", require_available: bool = True) -> type[Platform]:
+    """`auto`: `current_platform()`; a name: that platform (KeyError if unknown), which must be available here
+    unless `require_available` is false (planning for another machine)."""
+    if name == "auto":
+        return current_platform()
+    platform = get_platform(name)
+    if require_available and not platform.is_available():
+        raise PlatformUnavailable(f"{name!r} cannot run here: {platform.unavailable_reason()}")
+    return platform

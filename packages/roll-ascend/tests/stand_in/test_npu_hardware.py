@@ -26,7 +26,7 @@ STEP_ARGS = [
 
 
 def _real_npus() -> int:
-    """Asked in a child: the stand-in of conftest.py may own torch's PrivateUse1 name in this process."""
+    """Asked in a child: the stand-in of conftest.py owns torch's PrivateUse1 name once a test used it."""
     code = "from roll_ascend import NpuPlatform; print(NpuPlatform.device_count())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     return int(out.stdout.split()[-1]) if out.returncode == 0 and out.stdout.split() else 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-import inspect
+import sys
 
 import pytest
 
@@ -81,11 +81,6 @@ def test_too_few_npus_is_reported_on_the_mapping(fake_npu, capsys):
     assert "actor_infer.device_mapping" in err and "2 npu device(s)" in err
 
 
-# roll-core's validate() calls the hook once its one-line wiring lands (config/validate.py is not this package's)
-HOOK_WIRED = "check_role" in inspect.getsource(validate)
-
-
-@pytest.mark.skipif(not HOOK_WIRED, reason="roll-core's validate() does not call Platform.check_role yet")
 def test_dry_run_reports_megatron_and_forces_prefix_caching_off(fake_npu, capsys):
     rc = main(
         [
@@ -104,3 +99,15 @@ def test_dry_run_reports_megatron_and_forces_prefix_caching_off(fake_npu, capsys
     cfg = _quick_start()
     validate(cfg, platform=current_platform(), check_environment=False)
     assert cfg.actor_infer.strategy_args.strategy_config["enable_prefix_caching"] is False
+
+
+def test_platform_npu_without_the_runtime_stops_with_the_one_line(no_torch_npu, capsys):
+    no_torch_npu.setitem(sys.modules, "torch_npu", None)
+    rc = main(["--config_path", "tiny-cpu", "--config_name", "agentic_sokoban", "--dry-run", "platform=npu"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    line = next(ln for ln in err.splitlines() if "platform:" in ln)
+    assert "Ascend runtime not found: torch-npu is not installed" in line and "set_env.sh" in line
+    # platform: auto on the same machine falls back to CPU and plans the job
+    assert main(["--config_path", "tiny-cpu", "--config_name", "agentic_sokoban", "--dry-run"]) == 0
+    assert "placement plan (platform cpu" in capsys.readouterr().out

@@ -127,3 +127,18 @@ def test_unconvertible_configs_fail_with_the_reason():
 
     with pytest.raises(ValueError, match="not 'gpt2'"):
         GptShape.from_hf(GPT2Config())
+
+
+def test_megatron_train_without_megatron_core_names_the_extra(monkeypatch):
+    import importlib.util as iu
+
+    from roll.strategies import registry
+
+    real = iu.find_spec
+    monkeypatch.setattr(
+        registry.importlib.util, "find_spec", lambda n, *a: None if n == "megatron" else real(n, *a)
+    )
+    with pytest.raises(registry.StrategyUnavailable, match=r"pip install roll-core\[megatron\]"):
+        registry.load_strategy_class("megatron_train")
+    with pytest.raises(registry.StrategyUnavailable, match=r"roll-core\[megatron\]"):
+        registry.load_strategy_class("megatron_infer")

@@ -256,6 +256,11 @@ def validate(
 
             for path, msg in validate_role(name, role, world):
                 err(path, msg)
+        if strategy == "megatron_train":  # ROLL's megatron keys, the model's shape, CUDA
+            from roll.strategies.megatron_config import validate_role as megatron_rules
+
+            on = platform.device_type if devices else "cpu"  # a device_mapping: null role runs on the CPU
+            p.extend(megatron_rules(name, role, world, on, check_environment))
         if check_environment:
             _check_model(cfg, name, role, platform, devices, err)
     colocation(placements)

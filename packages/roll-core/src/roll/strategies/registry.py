@@ -49,7 +49,14 @@ for _spec in (
         collective_state_dict=True,
     ),
     StrategySpec("deepspeed_infer", "infer", None, "deepspeed", "DeepSpeed inference"),
-    StrategySpec("megatron_train", "train", None, "megatron", "Megatron-Core training (needs CUDA)"),
+    StrategySpec(
+        "megatron_train",
+        "train",
+        "roll.strategies.megatron_strategy:MegatronTrainStrategy",
+        "megatron",
+        "Megatron-Core training (needs CUDA)",
+        requires="megatron",  # megatron-core's top package (find_spec of a dotted name imports its parent)
+    ),
     StrategySpec("megatron_infer", "infer", None, "megatron", "Megatron-Core inference (needs CUDA)"),
     StrategySpec("vllm", "infer", None, "vllm", "vLLM generation (needs CUDA)"),
     StrategySpec("sglang", "infer", None, "sglang", "SGLang generation (needs CUDA)"),

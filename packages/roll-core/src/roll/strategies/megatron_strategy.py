@@ -1,0 +1,250 @@
+"""`megatron_train`: actor_train on a megatron-core GPTModel (tensor parallel, sequence parallel, recompute).
+
+The HF checkpoint is loaded on the CPU, converted (roll.models.megatron_convert) and sharded over the TP group;
+the loss step is hf_train's (`roll.algorithms` through `HfTrainStrategy._micro_step`) on an HF-style view of
+the GPTModel. Ranks form a TP × DP grid (TP innermost, megatron's order): the ranks of one TP group gather
+their batches so that all of them run the same tokens; gradients and token counts are summed over DP only.
+`state_dict()` returns full HF-named weights (TP all-gather), which is what the train → infer sync loads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from roll.algorithms.functionals import lr_lambda
+from roll.strategies.base import LossConfig
+from roll.strategies.hf import DTYPES, HfTrainStrategy, _rng_state, _set_rng_state, load_model_and_tokenizer
+from roll.strategies.megatron_config import MegatronParallel
+
+
+def require_cuda(device: str) -> None:
+    """megatron-core 0.16's forward asks CUDA for its RNG tracker and causal mask: refuse other devices early."""
+    if torch.device(device).type != "cuda" or not torch.cuda.is_available():
+        raise RuntimeError(
+            f"megatron_train needs CUDA (megatron-core's attention and RNG tracker are CUDA-only); got "
+            f"device {device!r} with torch {torch.__version__} (cuda available: {torch.cuda.is_available()}). "
+            "Use deepspeed_train or hf_train on this machine."
+        )
+
+
+class MegatronTrainStrategy(HfTrainStrategy):
+    """actor_train on megatron-core; hf_train's loss and schedule, megatron's model and parallel layout."""
+
+    def __init__(
+        self, worker_config, seed: int = 42, device: str = "cpu", rank: int = 0, world_size: int = 1
+    ) -> None:
+        require_cuda(device)
+        self.worker_config, self.device, self.seed = worker_config, device, seed
+        self.rank, self.world_size = rank, world_size
+        self.micro_batch = max(1, worker_config.infer_batch_size)
+        self.parallel = MegatronParallel.from_strategy_config(worker_config.strategy_args.strategy_config)
+        ta = worker_config.training_args
+        self.total_optimizer_steps = max(1, ta.max_steps or 1)  # corrected by set_total_steps
+        self._lr_args = (ta.lr_scheduler_type, ta.warmup_steps or int(ta.warmup_ratio * (ta.max_steps or 1)))
+        self.global_step = 0
+        if world_size == 1:
+            from roll.strategies.deepspeed_strategy import _single_rank_group
+
+            _single_rank_group(device)
+            self.on_process_group()
+
+    def on_process_group(self) -> None:
+        """Megatron's parallel groups, then the GPTModel with this TP rank's converted HF weights."""
+        from megatron.core import parallel_state, tensor_parallel
+
+        from roll.models.megatron_gpt import MegatronCausalLM, build_gpt, load_hf_state
+
+        if torch.device(self.device).index is not None:
+            torch.cuda.set_device(torch.device(self.device))
+        if not parallel_state.model_parallel_is_initialized():
+            parallel_state.initialize_model_parallel(tensor_model_parallel_size=self.parallel.tp)
+        tensor_parallel.model_parallel_cuda_manual_seed(self.seed)
+        torch.manual_seed(self.seed)
+        self.tp_group = parallel_state.get_tensor_model_parallel_group()
+        self.dp_group = parallel_state.get_data_parallel_group()
+        self.tp_rank = parallel_state.get_tensor_model_parallel_rank()
+        ma, ta = self.worker_config.model_args, self.worker_config.training_args
+        hf_model, self.tokenizer = load_model_and_tokenizer(ma, "cpu")
+        gpt = build_gpt(hf_model.config, self.parallel, DTYPES[ma.dtype], cpu_init=True)
+        self.model = MegatronCausalLM(gpt, hf_model.config, self.parallel)
+        load_hf_state(self.model, hf_model.state_dict(), self.parallel.tp, self.tp_rank)
+        del hf_model
+        self.model.to(self.device).train()
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(),
+            lr=ta.learning_rate,
+            betas=(ta.adam_beta1, ta.adam_beta2),
+            eps=ta.adam_epsilon,
+            weight_decay=ta.weight_decay,
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_lambda(*self._lr_args, self.total_optimizer_steps)
+        )
+
+    # ------------------------------------------------------------------ TP groups see one batch
+    def _tp_batch(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], slice]:
+        """The concatenated batches of this TP group (right-padded to one length) and this rank's rows."""
+        if self.parallel.tp == 1:
+            return batch, slice(0, batch["input_ids"].shape[0])
+        import torch.distributed as dist
+
+        parts: list = [None] * self.parallel.tp
+        dist.all_gather_object(parts, {k: v.cpu() for k, v in batch.items()}, group=self.tp_group)
+        width = {k: max(p[k].shape[1] for p in parts) for k in batch if batch[k].dim() > 1}
+        merged = {
+            k: torch.cat(
+                [
+                    torch.nn.functional.pad(p[k], (0, width[k] - p[k].shape[1])) if k in width else p[k]
+                    for p in parts
+                ]
+            )
+            for k in batch
+        }
+        start = sum(p["input_ids"].shape[0] for p in parts[: self.tp_rank])
+        return merged, slice(start, start + batch["input_ids"].shape[0])
+
+    @torch.no_grad()
+    def compute_log_probs(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        merged, mine = self._tp_batch(batch)
+        lp = super().compute_log_probs(merged)
+        return lp[mine, : batch["input_ids"].shape[1] - 1]
+
+    # ------------------------------------------------------------------ training
+    def _all_reduce_grads(self) -> None:
+        """Sum gradients over DP; sequence-parallel norms' partial gradients over TP (megatron's finalize)."""
+        import torch.distributed as dist
+
+        for p in self.model.parameters():
+            if p.grad is None:
+                continue
+            if self.parallel.sequence_parallel and getattr(p, "sequence_parallel", False):
+                dist.all_reduce(p.grad, group=self.tp_group)
+            if self.world_size > self.parallel.tp:
+                dist.all_reduce(p.grad, group=self.dp_group)
+
+    def _clip_grad_norm(self, max_norm: float) -> torch.Tensor:
+        """megatron's global L2 norm: each TP shard once, replicated weights once (TP rank 0's), then clip."""
+        import torch.distributed as dist
+        from megatron.core.tensor_parallel import param_is_not_tensor_parallel_duplicate
+
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        sq = torch.zeros((), device=self.device)
+        for p in params:
+            if param_is_not_tensor_parallel_duplicate(p):
+                sq = sq + p.grad.float().pow(2).sum()
+        if self.parallel.tp > 1:
+            dist.all_reduce(sq, group=self.tp_group)
+        norm = sq.sqrt()
+        coef = (max_norm / (norm + 1e-6)).clamp(max=1.0)
+        for p in params:
+            p.grad.mul_(coef.to(p.grad.dtype))
+        return norm
+
+    def train_step(
+        self,
+        batch: dict[str, torch.Tensor],
+        loss: LossConfig,
+        global_tokens: float = 0,
+        global_seqs: float = 0,
+    ) -> dict[str, float]:
+        """hf_train's PPO mini-batch loop over this TP group's batch; DP sums, megatron-aware clipping."""
+        import torch.distributed as dist
+
+        batch, _ = self._tp_batch(batch)
+        ta = self.worker_config.training_args
+        self.model.train()
+        B = batch["input_ids"].shape[0]
+        per_device = max(1, ta.per_device_train_batch_size) * self.parallel.tp
+        mini = min(B, per_device * max(1, ta.gradient_accumulation_steps))
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+
+        def add(name: str, value: float) -> None:
+            sums[name] = sums.get(name, 0.0) + float(value)
+            counts[name] = counts.get(name, 0) + 1
+
+        backward_steps = 0
+        for _epoch in range(loss.ppo_epochs):
+            for m0 in range(0, B, mini):
+                mb = {k: v[m0 : m0 + mini] for k, v in batch.items()}
+                rmask = mb["response_mask"].float()
+                counts_t = torch.stack([rmask.sum(), (rmask.sum(1) > 0).float().sum()]).to(self.device)
+                if self.world_size > self.parallel.tp:
+                    dist.all_reduce(counts_t, group=self.dp_group)
+                n_tok, n_seq = counts_t[0].clamp(min=1), counts_t[1].clamp(min=1)
+                self.optimizer.zero_grad(set_to_none=True)
+                for u0 in range(0, mb["input_ids"].shape[0], per_device):
+                    ub = {k: v[u0 : u0 + per_device].to(self.device) for k, v in mb.items()}
+                    for k, v in self._micro_step(ub, loss, n_tok, n_seq).items():
+                        add(k, v)
+                    backward_steps += 1
+                self._all_reduce_grads()
+                add(
+                    f"{self.metric_prefix}/grad_norm",
+                    float(self._clip_grad_norm(ta.max_grad_norm or float("inf"))),
+                )
+                add(f"{self.metric_prefix}/lr", self.optimizer.param_groups[0]["lr"])
+                self.optimizer.step()
+                self.scheduler.step()
+                self.global_step += 1
+        out = {k: sums[k] / counts[k] for k in sums}
+        out[f"{self.metric_prefix}/backward_steps"] = float(backward_steps)
+        return out
+
+    # ------------------------------------------------------------------ weights and checkpoints
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Full HF-named weights on every rank (a TP all-gather: every rank of the group must call it)."""
+        from roll.models.megatron_gpt import export_hf_state
+
+        return export_hf_state(self.model, self.parallel.tp, self.tp_group)
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Full HF-named weights into this rank's shards."""
+        from roll.models.megatron_gpt import load_hf_state
+
+        load_hf_state(self.model, state, self.parallel.tp, self.tp_rank)
+
+    def save_checkpoint(self, path: str) -> None:
+        """An HF folder (rank 0) for hf_train / hf_infer, and each rank's optimizer, schedule, step and RNG."""
+        target = Path(path)
+        target.mkdir(parents=True, exist_ok=True)
+        state = self.state_dict()
+        if self.rank == 0:
+            from roll.models.megatron_gpt import save_hf_folder
+
+            save_hf_folder(self.model.config, state, self.tokenizer, target / "model")
+        torch.save(
+            {
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "global_step": self.global_step,
+                "total_optimizer_steps": self.total_optimizer_steps,
+                "rng": _rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(),
+            },
+            target / f"train_state_rank{self.rank}.pt",
+        )
+
+    def load_checkpoint(self, path: str) -> None:
+        from safetensors.torch import load_file
+
+        target = Path(path)
+        files = sorted((target / "model").glob("*.safetensors"))
+        if not files:
+            raise FileNotFoundError(f"no model weights under {target / 'model'}")
+        state: dict[str, torch.Tensor] = {}
+        for f in files:
+            state.update(load_file(str(f)))
+        if self.model.shape.tied:  # save_pretrained writes a tied head once
+            state.setdefault("lm_head.weight", state["model.embed_tokens.weight"])
+        self.load_state_dict(state)
+        saved = torch.load(target / f"train_state_rank{self.rank}.pt", weights_only=False)
+        self.total_optimizer_steps = saved["total_optimizer_steps"]
+        self.scheduler.load_state_dict(saved["scheduler"])
+        self.scheduler.lr_lambdas = [lr_lambda(*self._lr_args, self.total_optimizer_steps)]
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.global_step = saved["global_step"]
+        _set_rng_state(saved["rng"])
+        torch.cuda.set_rng_state(saved["cuda_rng"])

@@ -1,0 +1,275 @@
+"""megatron_train on CPU: GPTModel vs transformers logits and gradients, HF export, the strategy's train step
+against hf_train (through the test-only CPU shim), its CUDA refusal, and config validation with key paths."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+
+from roll.config import ModelArgs, StrategyArgs, TrainingArgs, WorkerConfig
+from roll.strategies.base import LossConfig
+from roll.strategies.megatron_config import MegatronParallel
+
+pytest.importorskip(
+    "megatron.core", reason="megatron-core is not installed: `pip install roll-core[megatron]`"
+)
+
+# ---------------------------------------------------------------- TEST-ONLY CPU shim for megatron-core 0.16
+# megatron-core's layers ask CUDA for two things even when every tensor is on the CPU: the model-parallel RNG
+# tracker (`get_cuda_rng_tracker().fork()` around init and dropout) and `torch.cuda.current_device()` (buffers,
+# rotary tables). With those answered on the CPU, a GPTModel (local layer spec, `use_cpu_initialization=True`)
+# runs forward and backward on a 1-rank gloo group, which lets CI check conversion and the strategy's loss code.
+# `megatron_train` itself refuses CPU devices (`require_cuda`); `cpu_strategy` lifts that guard for a test.
+
+
+class NoopRngTracker:
+    """Stands in for megatron's CudaRNGStatesTracker: forks are plain contexts (no dropout here anyway)."""
+
+    def fork(self, name=None):
+        return contextlib.nullcontext()
+
+    def add(self, name, seed):
+        return None
+
+    def get_states(self):
+        return {}
+
+    def set_states(self, states):
+        return None
+
+    def reset(self):
+        return None
+
+    def is_initialized(self):
+        return True
+
+
+@contextlib.contextmanager
+def megatron_on_cpu():
+    """A 1-rank gloo group, megatron's parallel state at TP=PP=1, and the CUDA questions answered on the CPU."""
+    from megatron.core import parallel_state, tensor_parallel
+    from megatron.core.tensor_parallel import layers, random
+
+    from roll.strategies.deepspeed_strategy import _single_rank_group
+
+    tracker = NoopRngTracker()
+    with pytest.MonkeyPatch.context() as mp:
+        for module in (tensor_parallel, random, layers):
+            mp.setattr(module, "get_cuda_rng_tracker", lambda *a, **k: tracker)
+        mp.setattr(tensor_parallel, "model_parallel_cuda_manual_seed", lambda *a, **k: None)
+        mp.setattr(torch.cuda, "current_device", lambda: "cpu")
+        _single_rank_group("cpu")
+        parallel_state.initialize_model_parallel(1, 1)
+        try:
+            yield mp
+        finally:
+            parallel_state.destroy_model_parallel()
+
+
+def cpu_strategy(mp: pytest.MonkeyPatch) -> None:
+    """Lift megatron_train's CUDA guard (inside megatron_on_cpu only) so the strategy's own code runs on CPU."""
+    from roll.strategies import megatron_strategy
+
+    mp.setattr(megatron_strategy, "require_cuda", lambda device: None)
+
+
+LLAMA_UNTIED = dict(
+    vocab_size=300,
+    hidden_size=64,
+    intermediate_size=96,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=1,
+    tie_word_embeddings=False,
+)
+
+
+@pytest.fixture
+def megatron_cpu():
+    with megatron_on_cpu() as mp:
+        yield mp
+
+
+def _hf_models(tiny_model_dir):
+    """The tiny Qwen2 (tied, qkv biases) and an untied GQA-4:1 Llama, both fp32 in eval mode."""
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    qwen = AutoModelForCausalLM.from_pretrained(
+        tiny_model_dir, dtype=torch.float32, attn_implementation="eager"
+    )
+    torch.manual_seed(1)
+    llama = LlamaForCausalLM(LlamaConfig(**LLAMA_UNTIED, attn_implementation="eager"))
+    return [qwen.eval(), llama.eval()]
+
+
+def _batch(vocab: int):
+    torch.manual_seed(2)
+    ids = torch.randint(0, vocab, (3, 11))
+    mask = torch.ones_like(ids)
+    mask[1, 8:] = 0  # right padding
+    mask[2, :3] = 0  # left padding
+    return ids, mask
+
+
+def _megatron(hf):
+    from roll.models.megatron_gpt import MegatronCausalLM, build_gpt, load_hf_state
+
+    gpt = build_gpt(hf.config, MegatronParallel(), torch.float32, cpu_init=True)
+    model = MegatronCausalLM(gpt, hf.config, MegatronParallel())
+    load_hf_state(model, hf.state_dict(), tp=1, tp_rank=0)
+    return model.eval()
+
+
+def test_gpt_logits_and_gradients_match_transformers(megatron_cpu, tiny_model_dir):
+    from roll.models.megatron_convert import GptShape, hf_to_megatron
+    from roll.models.megatron_gpt import megatron_weights
+
+    for hf in _hf_models(tiny_model_dir):
+        mg = _megatron(hf)
+        ids, mask = _batch(hf.config.vocab_size)
+        valid = mask.bool()
+        want = hf(input_ids=ids, attention_mask=mask).logits
+        got = mg(input_ids=ids, attention_mask=mask).logits
+        assert got.shape == want.shape
+        diff = (got - want).abs()[valid].max().item()
+        assert diff < 1e-4, (hf.config.model_type, diff)
+
+        # gradients of one loss: megatron's fused grads are the HF grads fused the same way
+        (want[valid].logsumexp(-1).sum()).backward()
+        (got[valid].logsumexp(-1).sum()).backward()
+        hf_grads = {k: p.grad for k, p in hf.named_parameters()}
+        if hf.config.tie_word_embeddings:
+            hf_grads["lm_head.weight"] = hf_grads["model.embed_tokens.weight"]
+        expect = hf_to_megatron(hf_grads, GptShape.from_hf(hf.config), vocab_rows=mg.gpt.vocab_size)
+        for name, p in megatron_weights(mg).items():
+            assert torch.allclose(p.grad, expect[name], atol=1e-4, rtol=1e-3), (hf.config.model_type, name)
+
+
+def test_export_round_trips_and_saves_an_hf_folder(megatron_cpu, tiny_model_dir, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from roll.models.megatron_gpt import export_hf_state, save_hf_folder
+    from roll.models.tiny import build_byte_tokenizer
+
+    for hf in _hf_models(tiny_model_dir):
+        state = export_hf_state(_megatron(hf), tp=1)
+        original = hf.state_dict()
+        assert sorted(state) == sorted(original)
+        assert all(torch.equal(state[k], original[k]) for k in original)
+        folder = tmp_path / hf.config.model_type
+        save_hf_folder(hf.config, state, build_byte_tokenizer(), folder)
+        back = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).state_dict()
+        assert all(torch.equal(back[k], original[k]) for k in original)
+
+
+def _role(path, strategy: str, strategy_config: dict | None = None) -> WorkerConfig:
+    return WorkerConfig(
+        model_args=ModelArgs(
+            model_name_or_path=str(path),
+            dtype="fp32",
+            attn_implementation="eager",
+            disable_gradient_checkpointing=True,
+        ),
+        training_args=TrainingArgs(
+            learning_rate=1e-3,
+            per_device_train_batch_size=2,
+            gradient_accumulation_steps=2,
+            max_grad_norm=1.0,
+            max_steps=4,
+        ),
+        strategy_args=StrategyArgs(strategy_name=strategy, strategy_config=strategy_config),
+        infer_batch_size=2,
+    )
+
+
+def _train_batch(vocab: int) -> dict[str, torch.Tensor]:
+    ids, mask = _batch(vocab)
+    ids = torch.cat([ids, ids.flip(0)])
+    mask = torch.cat([mask, mask.flip(0)])
+    gen = torch.Generator().manual_seed(3)
+    response = mask[:, 1:].clone()
+    response[:, :4] = 0  # the prompt
+    return {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "response_mask": response,
+        "advantages": torch.randn(ids.shape[0], ids.shape[1] - 1, generator=gen) * response,
+    }
+
+
+def test_train_step_matches_hf_train(megatron_cpu, tiny_model_dir):
+    """Same weights, batch and loss: megatron_train's metrics and updated HF weights equal hf_train's."""
+    from roll.strategies.hf import HfTrainStrategy
+    from roll.strategies.megatron_strategy import MegatronTrainStrategy
+
+    cpu_strategy(megatron_cpu)
+    sc = {"tensor_model_parallel_size": 1, "use_distributed_optimizer": True, "recompute_granularity": None}
+    mg = MegatronTrainStrategy(_role(tiny_model_dir, "megatron_train", sc), seed=0)
+    hf = HfTrainStrategy(_role(tiny_model_dir, "hf_train"), seed=0)
+    batch = _train_batch(259)
+    ref = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    assert torch.allclose(mg.compute_log_probs(ref), hf.compute_log_probs(ref), atol=1e-5)
+    loss = LossConfig(ppo_epochs=1)
+    for _ in range(2):
+        got, want = mg.train_step(copy.deepcopy(batch), loss), hf.train_step(copy.deepcopy(batch), loss)
+        for key in ("actor/pg_loss", "actor/grad_norm", "actor/lr", "actor/backward_steps", "actor/entropy"):
+            assert got[key] == pytest.approx(want[key], rel=1e-4, abs=1e-6), key
+    state, want_state = mg.state_dict(), hf.state_dict()
+    assert sorted(state) == sorted(want_state)
+    drift = max((state[k] - want_state[k]).abs().max().item() for k in want_state)
+    assert drift < 1e-4
+    mg.load_state_dict(want_state)
+    assert all(torch.equal(v, want_state[k]) for k, v in mg.state_dict().items())
+
+
+def test_strategy_refuses_cpu_with_a_clear_error(tiny_model_dir):
+    from roll.strategies.registry import load_strategy_class
+
+    cls = load_strategy_class("megatron_train")
+    with pytest.raises(RuntimeError, match=r"megatron_train needs CUDA .*deepspeed_train or hf_train"):
+        cls(_role(tiny_model_dir, "megatron_train"), device="cpu")
+
+
+def test_config_errors_name_the_megatron_key(tiny_model_dir):
+    from roll.config import ConfigError, load_and_validate
+
+    examples = Path(__file__).resolve().parents[1] / "examples" / "tiny-cpu"
+    sc = "actor_train.strategy_args.strategy_config"
+    base = [f"pretrain={tiny_model_dir}", "actor_train.strategy_args.strategy_name=megatron_train"]
+    with pytest.raises(ConfigError) as info:
+        load_and_validate(
+            examples,
+            "grpo_letter_echo",
+            [
+                *base,
+                f"+{sc}.tensor_model_parallel_sise=2",
+                f"+{sc}.pipeline_model_parallel_size=2",
+                f"+{sc}.expert_model_parallel_size=2",
+                f"+{sc}.sequence_parallel=true",
+                f"+{sc}.recompute_granularity=block",
+            ],
+        )
+    problems = dict(info.value.problems)
+    assert "did you mean 'tensor_model_parallel_size'" in problems[f"{sc}.tensor_model_parallel_sise"]
+    assert "full, selective or null" in problems[f"{sc}.recompute_granularity"]
+    with pytest.raises(ConfigError) as info:
+        load_and_validate(
+            examples,
+            "grpo_letter_echo",
+            [
+                *base,
+                f"+{sc}.pipeline_model_parallel_size=2",
+                f"+{sc}.expert_model_parallel_size=2",
+                f"+{sc}.sequence_parallel=true",
+                f"+{sc}.tensor_model_parallel_size=2",
+            ],
+        )
+    problems = dict(info.value.problems)
+    assert "not wired" in problems[f"{sc}.pipeline_model_parallel_size"]
+    assert "dense Qwen2/Llama" in problems[f"{sc}.expert_model_parallel_size"]
+    assert "does not divide the role's 1 workers" in problems[f"{sc}.tensor_model_parallel_size"]
+    assert "megatron_train needs CUDA" in problems["actor_train.device_mapping"]

@@ -1,6 +1,6 @@
 """Where the trainer's Sokoban envs run, as config overrides of one `custom_envs.<Tag>` entry.
 
-The shipped configs use `sokoban_sandbox` (the game inside a ROCK sandbox, reached through bash sessions).
+The shipped configs use `sokoban_sandbox` (the game inside a ROCK sandbox, reached over a port forward).
 The same level arguments also run as a local gem_envs `sokoban` or through the admin's GEM API
 (`rock.make`), one env per sandbox (`gem`) or many envs packed per sandbox (`gem-pooled`), so the three
 paths play the same game and differ only in where the env runs.

@@ -229,6 +229,21 @@ def test_sandbox_env_plays_exactly_like_the_local_env(admin):
     assert status.json()["result"]["state"] == "stopped"  # close() stopped the sandbox
 
 
+def test_steps_go_over_the_port_forward_not_bash(admin):
+    env = SokobanSandboxEnv(base_url=admin.url, **{**LEVEL, "max_steps": 500})
+    try:
+        env.reset(seed=5)
+        commands: list[str] = []
+        run_in_session = env.sandbox.run_in_session
+        env.sandbox.run_in_session = lambda action: (commands.append(action.command), run_in_session(action))[1]
+        for _ in range(20):
+            env.step("<answer>Left</answer>")
+        env.reset(seed=6)
+        assert commands == []  # 21 requests, no session command
+    finally:
+        env.close()
+
+
 def test_many_envs_in_threads(admin):
     results: dict[int, object] = {}
 

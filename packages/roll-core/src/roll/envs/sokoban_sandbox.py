@@ -1,14 +1,16 @@
 """`sokoban_sandbox`: ROLL's SokobanSandboxEnv — Sokoban played inside a ROCK sandbox (`reference/roll.md` §4).
 
 On the first `reset` the env starts a sandbox through the ROCK SDK at `base_url`, opens two bash sessions
-(`default`, `server_session`), starts `roll.envs.sokoban_server` in `server_session` with the level
-arguments, and connects the `default` session's file descriptor 3 to it (bash `/dev/tcp`). Each reset/step
-is then one sandbox command made of shell builtins only (write the request line, read the reply line), so
-a step costs one command round trip. Observations, rewards and infos are those of gem_envs' ROLL-style
-`sokoban` with the same arguments (the server runs exactly that env).
+(`default`, `server_session`) and starts `roll.envs.sokoban_server` in `server_session` with the level
+arguments, as upstream does. Each reset/step is then one JSON line to the server and one back over a
+port-forward stream (`roll.envs.game_link`: the admin relays it to the rocklet, the rocklet to the server's
+TCP port), not a bash command per step: a request costs about a tenth of a session command's round trip.
+Observations, rewards and infos are those of gem_envs' ROLL-style `sokoban` with the same arguments (the
+server runs exactly that env).
 
-Faults: while the admin is unreachable, calls are retried with backoff for `retry_timeout` seconds (requests
-carry sequence numbers, so a resent step is never applied twice), then `EnvUnavailableError` names the URL.
+Faults: while the admin is unreachable (or its stream broke, e.g. the admin restarted), calls are retried
+with backoff on a new stream for `retry_timeout` seconds (requests carry sequence numbers, so a resent step
+is never applied twice), then `EnvUnavailableError` names the URL.
 A dead sandbox or game server raises `SandboxEnvError`; `healthy()` tells the env manager whether to reuse
 the env (sandbox alive, game server answers) or replace it.
 The env is synchronous; the SDK calls run on one event loop thread shared by all envs (`roll.envs.event_loop`).
@@ -29,11 +31,13 @@ from typing import Any
 
 from roll.envs.errors import EnvUnavailableError, SandboxEnvError
 from roll.envs.event_loop import run_sync
+from roll.envs.game_link import GameLink, GameServerClosed
 from roll.envs.rock_probe import url_problem
 
 SERVER_MODULE = "roll.envs.sokoban_server"
-# the fd of the default session connected to the game server
-SERVER_FD = 3
+# close codes and handshake statuses of a port forward that no retry can fix: the sandbox is not running
+# (1008, 404) or nothing answers on the game server's port (1011)
+_FINAL_CODES = (1008, 1011, 401, 403, 404)
 _NUMBER_KEYS = (
     "server_start_timeout",
     "auto_clear_seconds",
@@ -87,6 +91,7 @@ class SokobanSandboxEnv:
         self.game_env_id, self.level = game_env_id, dict(level)
         self.sandbox: Any = None
         self.sandbox_id: str | None = None
+        self._link: GameLink | None = None
         self.render_cache: str = ""  # the last observation, for render() (as ROLL keeps the last map)
         self._n = 0
         self._lock = threading.Lock()
@@ -162,6 +167,8 @@ class SokobanSandboxEnv:
         if self._closed:
             return
         self._closed = True
+        if self._link is not None:
+            self._link.close()
         sandbox, self.sandbox = self.sandbox or self._starting, None
         if sandbox is not None:
             _stop_quietly(sandbox)
@@ -218,6 +225,8 @@ class SokobanSandboxEnv:
             self._start_server()
         except BaseException:
             self.sandbox = None
+            if self._link is not None:
+                self._link.close()
             _stop_quietly(sandbox)
             raise
         finally:
@@ -239,44 +248,71 @@ class SokobanSandboxEnv:
         )
         self._run("start the game server", server, "server_session")
         polls = max(1, int(self.server_start_timeout / 0.05))
-        connect = (
-            f"for _ in $(seq 1 {polls}); do [ -s {port_file} ] && break; sleep 0.05; done; "
-            f"[ -s {port_file} ] && exec {SERVER_FD}<>/dev/tcp/127.0.0.1/$(cat {port_file})"
-        )
-        obs = self._run("connect to the game server", connect, "default", self.server_start_timeout + 10)
-        if obs.exit_code != 0:
+        wait = f"for _ in $(seq 1 {polls}); do [ -s {port_file} ] && break; sleep 0.05; done; cat {port_file}"
+        obs = self._run("wait for the game server", wait, "default", self.server_start_timeout + 10)
+        if obs.exit_code != 0 or not obs.output.strip().isdigit():
             tail = self._run("read the server log", f"tail -c 2000 {log}", "default").output
             raise SandboxEnvError(
                 f"{self._where()}: the game server did not start within server_start_timeout="
                 f"{self.server_start_timeout:g} s; its log: {tail.strip() or '(empty)'}"
             )
+        self._link = GameLink(self.sandbox, int(obs.output.strip()))
 
     def _request(self, payload: dict[str, Any]) -> dict[str, Any]:
         self._n += 1
-        n = self._n
-        line = json.dumps({"n": n, **payload}, ensure_ascii=True)
-        prefix = json.dumps({"n": n})[:-1] + ","  # '{"n": 7,' — how the server's reply to n starts
-        command = (
-            f"__roll_ok=1; printf '%s\\n' {shlex.quote(line)} >&{SERVER_FD} && "
-            f"while IFS= read -r __roll_reply <&{SERVER_FD}; do "
-            f"[[ $__roll_reply == {shlex.quote(prefix)}* ]] && {{ __roll_ok=0; break; }}; done; "
-            f"[ $__roll_ok = 0 ] && printf '%s\\n' \"$__roll_reply\""
-        )
-        obs = self._run(payload["op"], command, "default")
-        if obs.exit_code != 0:
-            raise SandboxEnvError(
-                f"{self._where()}: the game server is gone ({payload['op']} exit code {obs.exit_code}: "
-                f"{obs.output.strip()[-500:] or obs.failure_reason})"
-            )
+        line = json.dumps({"n": self._n, **payload}, ensure_ascii=True)
+        prefix = json.dumps({"n": self._n})[:-1] + ","  # '{"n": 7,' — how the server's reply to n starts
+        text = self._exchange(payload["op"], line, prefix)
         try:
-            reply = json.loads(obs.output.strip().splitlines()[-1])
-        except (ValueError, IndexError) as exc:
+            reply = json.loads(text)
+        except ValueError as exc:
             raise SandboxEnvError(
-                f"{self._where()}: unreadable reply to {payload['op']}: {obs.output[-500:]!r}"
+                f"{self._where()}: unreadable reply to {payload['op']}: {text[-500:]!r}"
             ) from exc
         if "error" in reply:
             raise SandboxEnvError(f"{self._where()}: {payload['op']} failed in the game: {reply['error']}")
         return reply
+
+    def _exchange(self, what: str, line: str, prefix: str) -> str:
+        """One request over the game link; a broken stream is reopened and the same line resent (the server
+        answers a repeated `n` from its cache) while the admin is unreachable, up to `retry_timeout`."""
+        from rock.sdk.sandbox.portforward import PortForwardError
+
+        link = self._link
+        assert link is not None  # set by _start_server, which every caller has run
+        deadline = time.monotonic() + self.retry_timeout
+        delay = 0.1
+        while True:
+            try:
+                if not link.is_open:
+                    link.open(self.request_timeout)
+                return link.exchange(line, prefix, self.request_timeout)
+            except GameServerClosed as exc:
+                link.close()
+                raise SandboxEnvError(f"{self._where()}: the game server is gone ({what}): {exc}") from exc
+            except PortForwardError as exc:
+                link.close()
+                if exc.code in _FINAL_CODES:
+                    raise SandboxEnvError(
+                        f"{self._where()}: the game server is gone ({what}): {exc}"
+                    ) from exc
+                last: BaseException = exc  # the stream broke (admin restarted, proxy dropped it): reopen
+            except TimeoutError as exc:
+                if link.is_open:  # the server took longer than request_timeout to answer
+                    link.close()
+                    raise SandboxEnvError(f"{self._where()}: {what} did not answer: {exc}") from exc
+                last = exc  # opening the stream timed out: the admin is not answering
+            except OSError as exc:  # connection refused or reset: the admin is not there (yet)
+                link.close()
+                last = exc
+            if time.monotonic() + delay > deadline:
+                raise EnvUnavailableError(
+                    f"sokoban_sandbox: the ROCK admin at {self.base_url} stayed unreachable for "
+                    f"retry_timeout={self.retry_timeout:g} s ({what}); check env_config.base_url and "
+                    f"that the admin is running. Last error: {last}"
+                ) from last
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     def _run(self, what: str, command: str, session: str, timeout: float | None = None) -> Any:
         """One command in a session; a non-zero exit comes back in the observation (check="silent")."""

@@ -3,8 +3,8 @@ against hf_train (through the test-only CPU shim), its CUDA refusal, and config 
 
 from __future__ import annotations
 
-import contextlib
 import copy
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -18,63 +18,17 @@ pytest.importorskip(
     "megatron.core", reason="megatron-core is not installed: `pip install roll-core[megatron]`"
 )
 
-# ---------------------------------------------------------------- TEST-ONLY CPU shim for megatron-core 0.16
-# megatron-core's layers ask CUDA for two things even when every tensor is on the CPU: the model-parallel RNG
-# tracker (`get_cuda_rng_tracker().fork()` around init and dropout) and `torch.cuda.current_device()` (buffers,
-# rotary tables). With those answered on the CPU, a GPTModel (local layer spec, `use_cpu_initialization=True`)
-# runs forward and backward on a 1-rank gloo group, which lets CI check conversion and the strategy's loss code.
-# `megatron_train` itself refuses CPU devices (`require_cuda`); `cpu_strategy` lifts that guard for a test.
+HERE = Path(__file__).resolve().parent
 
 
-class NoopRngTracker:
-    """Stands in for megatron's CudaRNGStatesTracker: forks are plain contexts (no dropout here anyway)."""
-
-    def fork(self, name=None):
-        return contextlib.nullcontext()
-
-    def add(self, name, seed):
-        return None
-
-    def get_states(self):
-        return {}
-
-    def set_states(self, states):
-        return None
-
-    def reset(self):
-        return None
-
-    def is_initialized(self):
-        return True
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-@contextlib.contextmanager
-def megatron_on_cpu():
-    """A 1-rank gloo group, megatron's parallel state at TP=PP=1, and the CUDA questions answered on the CPU."""
-    from megatron.core import parallel_state, tensor_parallel
-    from megatron.core.tensor_parallel import layers, random
-
-    from roll.strategies.deepspeed_strategy import _single_rank_group
-
-    tracker = NoopRngTracker()
-    with pytest.MonkeyPatch.context() as mp:
-        for module in (tensor_parallel, random, layers):
-            mp.setattr(module, "get_cuda_rng_tracker", lambda *a, **k: tracker)
-        mp.setattr(tensor_parallel, "model_parallel_cuda_manual_seed", lambda *a, **k: None)
-        mp.setattr(torch.cuda, "current_device", lambda: "cpu")
-        _single_rank_group("cpu")
-        parallel_state.initialize_model_parallel(1, 1)
-        try:
-            yield mp
-        finally:
-            parallel_state.destroy_model_parallel()
-
-
-def cpu_strategy(mp: pytest.MonkeyPatch) -> None:
-    """Lift megatron_train's CUDA guard (inside megatron_on_cpu only) so the strategy's own code runs on CPU."""
-    from roll.strategies import megatron_strategy
-
-    mp.setattr(megatron_strategy, "require_cuda", lambda device: None)
+shim = _load("megatron_cpu_shim")  # TEST-ONLY: answers megatron-core's CUDA questions on the CPU
 
 
 LLAMA_UNTIED = dict(
@@ -90,7 +44,7 @@ LLAMA_UNTIED = dict(
 
 @pytest.fixture
 def megatron_cpu():
-    with megatron_on_cpu() as mp:
+    with shim.megatron_on_cpu() as mp:
         yield mp
 
 
@@ -106,9 +60,9 @@ def _hf_models(tiny_model_dir):
     return [qwen.eval(), llama.eval()]
 
 
-def _batch(vocab: int):
+def _batch(vocab: int, rows: int = 3):
     torch.manual_seed(2)
-    ids = torch.randint(0, vocab, (3, 11))
+    ids = torch.randint(0, vocab, (rows, 11))
     mask = torch.ones_like(ids)
     mask[1, 8:] = 0  # right padding
     mask[2, :3] = 0  # left padding
@@ -119,7 +73,7 @@ def _megatron(hf):
     from roll.models.megatron_gpt import MegatronCausalLM, build_gpt, load_hf_state
 
     gpt = build_gpt(hf.config, MegatronParallel(), torch.float32, cpu_init=True)
-    model = MegatronCausalLM(gpt, hf.config, MegatronParallel())
+    model = MegatronCausalLM(gpt, hf.config)
     load_hf_state(model, hf.state_dict(), tp=1, tp_rank=0)
     return model.eval()
 
@@ -186,10 +140,8 @@ def _role(path, strategy: str, strategy_config: dict | None = None) -> WorkerCon
     )
 
 
-def _train_batch(vocab: int) -> dict[str, torch.Tensor]:
-    ids, mask = _batch(vocab)
-    ids = torch.cat([ids, ids.flip(0)])
-    mask = torch.cat([mask, mask.flip(0)])
+def _train_batch(vocab: int, rows: int = 6) -> dict[str, torch.Tensor]:
+    ids, mask = _batch(vocab, rows)
     gen = torch.Generator().manual_seed(3)
     response = mask[:, 1:].clone()
     response[:, :4] = 0  # the prompt
@@ -197,7 +149,7 @@ def _train_batch(vocab: int) -> dict[str, torch.Tensor]:
         "input_ids": ids,
         "attention_mask": mask,
         "response_mask": response,
-        "advantages": torch.randn(ids.shape[0], ids.shape[1] - 1, generator=gen) * response,
+        "advantages": torch.randn(rows, ids.shape[1] - 1, generator=gen) * response,
     }
 
 
@@ -206,7 +158,7 @@ def test_train_step_matches_hf_train(megatron_cpu, tiny_model_dir):
     from roll.strategies.hf import HfTrainStrategy
     from roll.strategies.megatron_strategy import MegatronTrainStrategy
 
-    cpu_strategy(megatron_cpu)
+    shim.cpu_strategy(megatron_cpu)
     sc = {"tensor_model_parallel_size": 1, "use_distributed_optimizer": True, "recompute_granularity": None}
     mg = MegatronTrainStrategy(_role(tiny_model_dir, "megatron_train", sc), seed=0)
     hf = HfTrainStrategy(_role(tiny_model_dir, "hf_train"), seed=0)
@@ -273,3 +225,50 @@ def test_config_errors_name_the_megatron_key(tiny_model_dir):
     assert "dense Qwen2/Llama" in problems[f"{sc}.expert_model_parallel_size"]
     assert "does not divide the role's 1 workers" in problems[f"{sc}.tensor_model_parallel_size"]
     assert "megatron_train needs CUDA" in problems["actor_train.device_mapping"]
+    assert "Transformer Engine or apex" in problems[f"{sc}.sequence_parallel"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "strategy_config",
+    [
+        {"tensor_model_parallel_size": 2},
+        {"tensor_model_parallel_size": 1, "use_distributed_optimizer": True},
+    ],
+    ids=["tp2", "dp2-distributed-optimizer"],
+)
+def test_two_gloo_ranks_match_hf_train(tiny_model_dir, tmp_path, strategy_config):
+    """2 ranks (TP=2, or DP=2 with AdamW states sharded): log-probs, grad norms, weights equal hf_train's on
+    the whole batch with the same optimizer-step grouping; a checkpoint resumes the second step exactly."""
+    from roll.strategies.hf import HfTrainStrategy
+
+    batch = _train_batch(259, rows=8)
+    torch.save(batch, tmp_path / "batch.pt")
+    spec = {
+        "model": str(tiny_model_dir),
+        "world_size": 2,
+        "batch": str(tmp_path / "batch.pt"),
+        "micro": 2,
+        "ga": 2,
+        "steps": 2,
+        "strategy_config": strategy_config,
+    }
+    ranks = _load("megatron_ranks").launch(spec, str(tmp_path))
+    role = _role(tiny_model_dir, "hf_train")
+    role.training_args.per_device_train_batch_size = 4  # 2 ranks × 2 rows: one 8-row optimizer step
+    role.infer_batch_size = 4
+    hf = HfTrainStrategy(role, seed=0)
+    ref = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    lp = torch.cat([r["log_probs"] for r in ranks])
+    assert torch.allclose(lp, hf.compute_log_probs(ref), atol=1e-5)
+    for step in range(2):
+        want = hf.train_step(copy.deepcopy(batch), LossConfig())
+        for r in ranks:
+            got = r["metrics"][step]
+            assert got["actor/grad_norm"] == pytest.approx(want["actor/grad_norm"], rel=1e-4), (step, got)
+            assert got["actor/lr"] == want["actor/lr"]
+    want_state = hf.state_dict()
+    for r in ranks:
+        assert max((r["state"][k] - want_state[k]).abs().max().item() for k in want_state) < 1e-4
+        assert r["resumed"]["actor/grad_norm"] == pytest.approx(r["metrics"][1]["actor/grad_norm"], rel=1e-5)
+        assert max((r["resumed_state"][k] - r["state"][k]).abs().max().item() for k in want_state) < 1e-6

@@ -52,23 +52,17 @@ def causal_mask(attention_mask: torch.Tensor) -> torch.Tensor:
 class MegatronCausalLM(torch.nn.Module):
     """The GPTModel behind an HF-style forward: positions 0..L−1 (as transformers uses without a cache)."""
 
-    def __init__(self, gpt, hf_config, parallel: MegatronParallel) -> None:
+    def __init__(self, gpt, hf_config) -> None:
         super().__init__()
         self.gpt = gpt
         self.config = hf_config
         self.shape = GptShape.from_hf(hf_config)
-        # sequence parallel splits the sequence over TP ranks: pad it to a multiple of TP
-        self.seq_multiple = parallel.tp if parallel.sequence_parallel else 1
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, use_cache: bool = False):
         B, L = input_ids.shape
-        pad = -L % self.seq_multiple
-        if pad:
-            input_ids = torch.nn.functional.pad(input_ids, (0, pad))
-            attention_mask = torch.nn.functional.pad(attention_mask, (0, pad))
-        positions = torch.arange(L + pad, device=input_ids.device)[None].expand(B, -1)
+        positions = torch.arange(L, device=input_ids.device)[None].expand(B, -1)
         logits = self.gpt(input_ids, positions, attention_mask=causal_mask(attention_mask))
-        return SimpleNamespace(logits=logits[:, :L, : self.shape.vocab])
+        return SimpleNamespace(logits=logits[..., : self.shape.vocab])
 
 
 def load_hf_state(model: MegatronCausalLM, hf_state: dict[str, torch.Tensor], tp: int, tp_rank: int) -> None:

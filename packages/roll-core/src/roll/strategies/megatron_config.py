@@ -159,14 +159,12 @@ def validate_role(
                 f"{p.tp} does not divide the role's {world_size} workers (data parallel = workers / TP)",
             )
         )
-    if p.sequence_parallel and p.tp == 1:
-        problems.append((f"{prefix}.sequence_parallel", "needs tensor_model_parallel_size > 1"))
-    if p.distributed_optimizer and world_size // p.tp > 1:
+    if p.sequence_parallel:
         problems.append(
             (
-                f"{prefix}.use_distributed_optimizer",
-                "sharding optimizer states over data-parallel ranks is not wired yet; it is exact (nothing "
-                "to shard) only with one data-parallel rank: set false or workers = tensor_model_parallel_size",
+                f"{prefix}.sequence_parallel",
+                "needs Transformer Engine or apex norms (megatron-core's local layer spec, which roll-core "
+                "builds, refuses it with torch's RMSNorm); set false",
             )
         )
     model = _model_config(role.model_args.model_name_or_path)

@@ -1,4 +1,4 @@
-"""`megatron_train`: actor_train on a megatron-core GPTModel (tensor parallel, sequence parallel, recompute).
+"""`megatron_train`: actor_train on a megatron-core GPTModel (tensor parallel, recompute, sharded optimizer).
 
 The HF checkpoint is loaded on the CPU, converted (roll.models.megatron_convert) and sharded over the TP group;
 the loss step is hf_train's (`roll.algorithms` through `HfTrainStrategy._micro_step`) on an HF-style view of
@@ -68,17 +68,29 @@ class MegatronTrainStrategy(HfTrainStrategy):
         ma, ta = self.worker_config.model_args, self.worker_config.training_args
         hf_model, self.tokenizer = load_model_and_tokenizer(ma, "cpu")
         gpt = build_gpt(hf_model.config, self.parallel, DTYPES[ma.dtype], cpu_init=True)
-        self.model = MegatronCausalLM(gpt, hf_model.config, self.parallel)
+        self.model = MegatronCausalLM(gpt, hf_model.config)
         load_hf_state(self.model, hf_model.state_dict(), self.parallel.tp, self.tp_rank)
         del hf_model
         self.model.to(self.device).train()
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(),
+        adamw = dict(
             lr=ta.learning_rate,
             betas=(ta.adam_beta1, ta.adam_beta2),
             eps=ta.adam_epsilon,
             weight_decay=ta.weight_decay,
         )
+        self.sharded_optimizer = self.parallel.distributed_optimizer and self.world_size > self.parallel.tp
+        if self.sharded_optimizer:
+            # megatron's distributed optimizer idea on torch's ZeRO-1: AdamW states split over the DP group
+            from torch.distributed.optim import ZeroRedundancyOptimizer
+
+            self.optimizer = ZeroRedundancyOptimizer(
+                list(self.model.parameters()),
+                optimizer_class=torch.optim.AdamW,
+                process_group=self.dp_group,
+                **adamw,
+            )
+        else:
+            self.optimizer = torch.optim.AdamW(self.model.parameters(), **adamw)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_lambda(*self._lr_args, self.total_optimizer_steps)
         )
@@ -113,16 +125,13 @@ class MegatronTrainStrategy(HfTrainStrategy):
 
     # ------------------------------------------------------------------ training
     def _all_reduce_grads(self) -> None:
-        """Sum gradients over DP; sequence-parallel norms' partial gradients over TP (megatron's finalize)."""
+        """Sum gradients over the data-parallel group (TP ranks hold different shards: never summed)."""
         import torch.distributed as dist
 
-        for p in self.model.parameters():
-            if p.grad is None:
-                continue
-            if self.parallel.sequence_parallel and getattr(p, "sequence_parallel", False):
-                dist.all_reduce(p.grad, group=self.tp_group)
-            if self.world_size > self.parallel.tp:
-                dist.all_reduce(p.grad, group=self.dp_group)
+        if self.world_size > self.parallel.tp:
+            for p in self.model.parameters():
+                if p.grad is not None:
+                    dist.all_reduce(p.grad, group=self.dp_group)
 
     def _clip_grad_norm(self, max_norm: float) -> torch.Tensor:
         """megatron's global L2 norm: each TP shard once, replicated weights once (TP rank 0's), then clip."""
@@ -217,15 +226,19 @@ class MegatronTrainStrategy(HfTrainStrategy):
             save_hf_folder(self.model.config, state, self.tokenizer, target / "model")
         torch.save(
             {
-                "optimizer": self.optimizer.state_dict(),
+                "optimizer": self._local_optimizer().state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "global_step": self.global_step,
                 "total_optimizer_steps": self.total_optimizer_steps,
                 "rng": _rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state() if torch.cuda.is_available() else None,
             },
             target / f"train_state_rank{self.rank}.pt",
         )
+        if self.world_size > 1:  # the HF folder is rank 0's: no rank returns before it is complete
+            import torch.distributed as dist
+
+            dist.barrier()
 
     def load_checkpoint(self, path: str) -> None:
         from safetensors.torch import load_file
@@ -241,10 +254,16 @@ class MegatronTrainStrategy(HfTrainStrategy):
             state.setdefault("lm_head.weight", state["model.embed_tokens.weight"])
         self.load_state_dict(state)
         saved = torch.load(target / f"train_state_rank{self.rank}.pt", weights_only=False)
-        self.total_optimizer_steps = saved["total_optimizer_steps"]
+        self._local_optimizer().load_state_dict(saved["optimizer"])
         self.scheduler.load_state_dict(saved["scheduler"])
-        self.scheduler.lr_lambdas = [lr_lambda(*self._lr_args, self.total_optimizer_steps)]
-        self.optimizer.load_state_dict(saved["optimizer"])
+        self.set_total_steps(
+            saved["total_optimizer_steps"]
+        )  # lambdas and group lrs (ZeRO keeps its own groups)
         self.global_step = saved["global_step"]
         _set_rng_state(saved["rng"])
-        torch.cuda.set_rng_state(saved["cuda_rng"])
+        if saved["cuda_rng"] is not None:
+            torch.cuda.set_rng_state(saved["cuda_rng"])
+
+    def _local_optimizer(self):
+        """What this rank checkpoints: its ZeRO shard's AdamW, or the whole AdamW."""
+        return self.optimizer.optim if self.sharded_optimizer else self.optimizer

@@ -1,0 +1,117 @@
+"""One rank of a 2-process megatron_train run on CPU/gloo: `python megatron_ranks.py SPEC.json RANK`.
+
+Goes through the TEST-ONLY CPU shim (megatron_cpu_shim.py). Each rank gets its share of one batch (as the
+pipeline's data-parallel split hands it out), computes log-probs, trains `steps` steps with a checkpoint
+after the first, then reloads that checkpoint and repeats the second step. Writes `<out>/rank<R>.pt`:
+log-probs, per-step metrics, the resumed step's metrics and the final HF state (every rank).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import sys
+
+
+def main(spec_path: str, rank: int) -> None:
+    import megatron_cpu_shim as shim
+    import torch
+    import torch.distributed as dist
+
+    from roll.config import ModelArgs, StrategyArgs, TrainingArgs, WorkerConfig
+    from roll.strategies.base import LossConfig
+
+    with open(spec_path) as f:
+        spec = json.load(f)
+    world = spec["world_size"]
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(spec["port"]))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    batch = torch.load(spec["batch"], weights_only=True)
+    rows = batch["input_ids"].shape[0] // world
+    mine = {k: v[rank * rows : (rank + 1) * rows] for k, v in batch.items()}
+    sc = spec["strategy_config"]
+    role = WorkerConfig(
+        model_args=ModelArgs(
+            model_name_or_path=spec["model"],
+            dtype="fp32",
+            attn_implementation="eager",
+            disable_gradient_checkpointing=True,
+        ),
+        training_args=TrainingArgs(
+            learning_rate=1e-3,
+            per_device_train_batch_size=spec["micro"],
+            gradient_accumulation_steps=spec["ga"],
+            max_grad_norm=1.0,
+            max_steps=4,
+        ),
+        strategy_args=StrategyArgs(strategy_name="megatron_train", strategy_config=sc),
+        infer_batch_size=spec["micro"],
+    )
+    from roll.strategies.megatron_strategy import MegatronTrainStrategy
+
+    with shim.megatron_on_cpu(tp=sc["tensor_model_parallel_size"]) as mp:
+        shim.cpu_strategy(mp)
+        strategy = MegatronTrainStrategy(role, seed=0, device="cpu", rank=rank, world_size=world)
+        strategy.on_process_group()  # what Worker.init_process_group calls once the group exists
+        out = {"log_probs": strategy.compute_log_probs(mine), "metrics": []}
+        loss = LossConfig()
+        ckpt = os.path.join(spec["out"], "checkpoint")
+        for step in range(spec["steps"]):
+            out["metrics"].append(strategy.train_step(copy.deepcopy(mine), loss))
+            if step == 0:
+                strategy.save_checkpoint(ckpt)
+        out["state"] = strategy.state_dict()
+        strategy.load_checkpoint(ckpt)
+        out["resumed"] = strategy.train_step(copy.deepcopy(mine), loss)
+        out["resumed_state"] = strategy.state_dict()
+    torch.save(out, os.path.join(spec["out"], f"rank{rank}.pt"))
+    dist.destroy_process_group()
+
+
+def launch(spec: dict, out_dir: str, timeout_s: float = 400) -> list[dict]:
+    """Every rank of `spec` as its own process; their results, or RuntimeError with the logs' tails."""
+    import socket
+    import subprocess
+    import time
+    from pathlib import Path
+
+    import torch
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    spec = {**spec, "port": port, "out": out_dir}
+    spec_path = os.path.join(out_dir, "spec.json")
+    with open(spec_path, "w") as f:
+        json.dump(spec, f)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    logs = [open(os.path.join(out_dir, f"rank{r}.log"), "w") for r in range(spec["world_size"])]  # noqa: SIM115
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, spec_path, str(r)], stdout=log, stderr=subprocess.STDOUT, env=env
+        )
+        for r, log in enumerate(logs)
+    ]
+    deadline = time.monotonic() + timeout_s
+    try:
+        for p in procs:
+            p.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()  # a rank that lost its peer waits on gloo forever
+                p.wait()
+        for log in logs:
+            log.close()
+    if any(p.returncode for p in procs):
+        tails = [Path(out_dir, f"rank{r}.log").read_text()[-3000:] for r in range(len(procs))]
+        raise RuntimeError(f"ranks exited {[p.returncode for p in procs]}:\n" + "\n---\n".join(tails))
+    return [torch.load(os.path.join(out_dir, f"rank{r}.pt"), weights_only=False) for r in range(len(procs))]
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]))

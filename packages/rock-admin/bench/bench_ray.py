@@ -25,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_admin import bench_burst, bench_sequential
 
-from rock_admin.schedulers.ray_cluster import local_ray_cluster
+from rock_admin.testing_ray import local_ray_cluster
 from rock_admin.testing import running_admin
 
 GIB = 1024**3

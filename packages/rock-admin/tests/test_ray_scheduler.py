@@ -28,7 +28,7 @@ except ImportError:  # pragma: no cover - CI installs the test extra, which has 
     pytest.skip("ray is not installed (pip install 'rock-admin[test]')", allow_module_level=True)
 
 from rock_admin.schedulers.ray import RayScheduler
-from rock_admin.schedulers.ray_cluster import LocalRayCluster, local_ray_cluster, process_alive
+from rock_admin.testing_ray import LocalRayCluster, local_ray_cluster, process_alive
 
 pytestmark = pytest.mark.ray
 GIB = 1024**3

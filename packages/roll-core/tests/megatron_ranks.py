@@ -1,6 +1,7 @@
-"""One rank of a 2-process megatron_train run on CPU/gloo: `python megatron_ranks.py SPEC.json RANK`.
+"""One rank of a 2-process megatron_train run: `python megatron_ranks.py SPEC.json RANK`.
 
-Goes through the TEST-ONLY CPU shim (megatron_cpu_shim.py). Each rank gets its share of one batch (as the
+On CPU (gloo) it goes through the TEST-ONLY CPU shim (megatron_cpu_shim.py); `device: cuda` uses one GPU
+per rank with nccl and no shim. Each rank gets its share of one batch (as the
 pipeline's data-parallel split hands it out), computes log-probs, trains `steps` steps with a checkpoint
 after the first, then reloads that checkpoint and repeats the second step. Writes `<out>/rank<R>.pt`:
 log-probs, per-step metrics, the resumed step's metrics and the final HF state (every rank).
@@ -8,6 +9,7 @@ log-probs, per-step metrics, the resumed step's metrics and the final HF state (
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -25,9 +27,10 @@ def main(spec_path: str, rank: int) -> None:
     with open(spec_path) as f:
         spec = json.load(f)
     world = spec["world_size"]
+    cuda = spec.get("device", "cpu") == "cuda"  # one GPU per rank, nccl, no shim
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(spec["port"]))
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world)
     batch = torch.load(spec["batch"], weights_only=True)
     rows = batch["input_ids"].shape[0] // world
     mine = {k: v[rank * rows : (rank + 1) * rows] for k, v in batch.items()}
@@ -51,9 +54,13 @@ def main(spec_path: str, rank: int) -> None:
     )
     from roll.strategies.megatron_strategy import MegatronTrainStrategy
 
-    with shim.megatron_on_cpu(tp=sc["tensor_model_parallel_size"]) as mp:
-        shim.cpu_strategy(mp)
-        strategy = MegatronTrainStrategy(role, seed=0, device="cpu", rank=rank, world_size=world)
+    with (
+        contextlib.nullcontext() if cuda else shim.megatron_on_cpu(tp=sc["tensor_model_parallel_size"]) as mp
+    ):
+        if mp is not None:
+            shim.cpu_strategy(mp)
+        device = f"cuda:{rank}" if cuda else "cpu"
+        strategy = MegatronTrainStrategy(role, seed=0, device=device, rank=rank, world_size=world)
         strategy.on_process_group()  # what Worker.init_process_group calls once the group exists
         out = {"log_probs": strategy.compute_log_probs(mine), "metrics": []}
         loss = LossConfig()

@@ -56,6 +56,7 @@ for _spec in (
         "megatron",
         "Megatron-Core training (needs CUDA)",
         requires="megatron",  # megatron-core's top package (find_spec of a dotted name imports its parent)
+        collective_state_dict=True,  # TP ranks all-gather their shards
     ),
     StrategySpec("megatron_infer", "infer", None, "megatron", "Megatron-Core inference (needs CUDA)"),
     StrategySpec("vllm", "infer", None, "vllm", "vLLM generation (needs CUDA)"),

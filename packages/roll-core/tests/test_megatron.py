@@ -272,3 +272,60 @@ def test_two_gloo_ranks_match_hf_train(tiny_model_dir, tmp_path, strategy_config
         assert max((r["state"][k] - want_state[k]).abs().max().item() for k in want_state) < 1e-4
         assert r["resumed"]["actor/grad_norm"] == pytest.approx(r["metrics"][1]["actor/grad_norm"], rel=1e-5)
         assert max((r["resumed_state"][k] - r["state"][k]).abs().max().item() for k in want_state) < 1e-6
+
+
+ROLL_MEGATRON_BLOCK = {  # agentic_val_sokoban.yaml's commented-out megatron_train strategy_config
+    "tensor_model_parallel_size": 1,
+    "pipeline_model_parallel_size": 1,
+    "expert_model_parallel_size": 1,
+    "use_distributed_optimizer": True,
+    "recompute_granularity": "full",
+}
+
+
+def test_strategy_config_translates_to_a_megatron_transformer_config(tiny_model_dir):
+    from megatron.core.transformer.transformer_config import TransformerConfig
+    from transformers import AutoConfig
+
+    from roll.strategies.megatron_config import rope_theta, transformer_config_kwargs
+
+    hf_config = AutoConfig.from_pretrained(tiny_model_dir)
+    parallel = MegatronParallel.from_strategy_config(ROLL_MEGATRON_BLOCK)
+    assert parallel == MegatronParallel(distributed_optimizer=True, recompute="full")
+    full = TransformerConfig(**transformer_config_kwargs(hf_config, parallel, torch.bfloat16, cpu_init=True))
+    assert (full.recompute_granularity, full.recompute_method, full.recompute_num_layers) == (
+        "full",
+        "uniform",
+        1,
+    )
+    assert (full.num_attention_heads, full.num_query_groups, full.kv_channels, full.ffn_hidden_size) == (
+        4,
+        2,
+        32,
+        384,
+    )
+    assert full.add_qkv_bias and not full.add_bias_linear and full.gated_linear_unit and full.bf16
+    assert full.normalization == "RMSNorm" and full.layernorm_epsilon == hf_config.rms_norm_eps
+    selective = MegatronParallel(recompute="selective")
+    cfg = TransformerConfig(**transformer_config_kwargs(hf_config, selective, torch.float32, cpu_init=True))
+    assert cfg.recompute_granularity == "selective" and not cfg.bf16
+    assert rope_theta(hf_config) == hf_config.rope_parameters["rope_theta"]
+
+
+def test_roll_reference_megatron_block_fails_only_for_cuda():
+    """ROLL's sokoban config switched to its megatron_train block: valid keys; on CPU only the device fails."""
+    from roll.config import ConfigError, finalize, load_config, validate
+    from roll.platforms import CpuPlatform
+
+    ref = Path(__file__).resolve().parents[1] / "examples" / "qwen2.5-0.5B-agentic"
+    cfg, _ = load_config(
+        ref, "agentic_val_sokoban", ["actor_train.strategy_args.strategy_name=megatron_train"]
+    )
+    cfg.actor_train.strategy_args.strategy_config = dict(ROLL_MEGATRON_BLOCK)
+    finalize(cfg)
+    with pytest.raises(ConfigError) as info:
+        validate(cfg, platform=CpuPlatform)
+    problems = info.value.problems
+    assert not [p for p, _ in problems if p.startswith("actor_train.strategy_args")], problems
+    device = [m for p, m in problems if p == "actor_train.device_mapping"]
+    assert any("megatron_train needs CUDA" in m for m in device)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -60,15 +59,6 @@ def on_generate(pipe, hook: Callable[[int], None]) -> None:
         return generate(prompts, budgets)
 
     manager.generate = hooked
-
-
-def sandbox_pid(admin, sandbox_id: str) -> int:
-    """The host pid of a sandbox's init, from the admin's store (what `kill -9` of a sandbox hits)."""
-    with sqlite3.connect(admin.state_dir / "rock-admin.db") as conn:
-        row = conn.execute("SELECT record FROM sandboxes WHERE sandbox_id = ?", (sandbox_id,)).fetchone()
-    if row is None:
-        raise LookupError(f"sandbox {sandbox_id} is not in the admin's store")
-    return int(json.loads(row[0])["handle"]["pid"])
 
 
 def read_metrics(cfg) -> list[dict]:

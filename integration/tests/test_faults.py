@@ -11,7 +11,7 @@ import threading
 import time
 
 import pytest
-from integration_helpers import SANDBOX_CONFIG, TAG, TINY_CPU, config, on_generate, read_metrics, sandbox_pid
+from integration_helpers import SANDBOX_CONFIG, TAG, TINY_CPU, config, on_generate, read_metrics
 
 from roll.agentic.pipeline import AgenticPipeline
 from roll.envs.errors import EnvUnavailableError
@@ -26,7 +26,7 @@ def test_a_sandbox_killed_mid_rollout_is_replaced_and_the_step_completes(admin, 
         if n == 2 and not killed:  # the first episode's second turn: every env is mid-episode
             env = pipe.schedulers["train"].slots[0].env
             killed.append(env.sandbox_id)
-            os.kill(sandbox_pid(admin, env.sandbox_id), signal.SIGKILL)
+            os.kill(admin.sandbox_pid(env.sandbox_id), signal.SIGKILL)
 
     try:
         on_generate(pipe, kill_one)

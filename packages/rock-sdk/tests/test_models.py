@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 import sys
 
@@ -109,4 +110,4 @@ def test_import_rock_is_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert out == "[]"
-    assert rock.__version__ == "0.1.0"
+    assert rock.__version__ == importlib.metadata.version("rock-sdk")  # the code's version is the package's

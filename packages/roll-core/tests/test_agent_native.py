@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import time
 from dataclasses import dataclass
@@ -113,12 +112,8 @@ def admin(tmp_path_factory):
 
 
 def _kill_sandbox(admin, sandbox_id: str) -> None:
-    """kill -9 the sandbox's init, as a crashed host would (its pid from the admin's store)."""
-    with sqlite3.connect(admin.state_dir / "rock-admin.db") as conn:
-        (record,) = conn.execute(
-            "SELECT record FROM sandboxes WHERE sandbox_id = ?", (sandbox_id,)
-        ).fetchone()
-    os.kill(int(json.loads(record)["handle"]["pid"]), 9)
+    """kill -9 the sandbox's init, as a crashed host would."""
+    os.kill(admin.sandbox_pid(sandbox_id), 9)
 
 
 def _agent_view(renderer: ChatRenderer, ids: list[int], mask: list[int]) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -207,14 +206,6 @@ def admin(tmp_path_factory):
         yield running
 
 
-def _sandbox_pid(admin, sandbox_id: str) -> int:
-    with sqlite3.connect(admin.state_dir / "rock-admin.db") as conn:
-        (record,) = conn.execute(
-            "SELECT record FROM sandboxes WHERE sandbox_id = ?", (sandbox_id,)
-        ).fetchone()
-    return int(json.loads(record)["handle"]["pid"])
-
-
 def test_sandbox_env_plays_exactly_like_the_local_env(admin):
     env = gem_envs.make("sokoban_sandbox", base_url=admin.url, **LEVEL)
     try:
@@ -235,7 +226,9 @@ def test_steps_go_over_the_port_forward_not_bash(admin):
         env.reset(seed=5)
         commands: list[str] = []
         run_in_session = env.sandbox.run_in_session
-        env.sandbox.run_in_session = lambda action: (commands.append(action.command), run_in_session(action))[1]
+        env.sandbox.run_in_session = lambda action: (commands.append(action.command), run_in_session(action))[
+            1
+        ]
         for _ in range(20):
             env.step("<answer>Left</answer>")
         env.reset(seed=6)
@@ -268,7 +261,7 @@ def test_a_killed_sandbox_is_a_sandbox_env_error(admin):
     env = SokobanSandboxEnv(base_url=admin.url, **{**LEVEL, "max_steps": 500})
     try:
         env.reset(seed=3)
-        os.kill(_sandbox_pid(admin, env.sandbox_id), 9)
+        os.kill(admin.sandbox_pid(env.sandbox_id), 9)
         with pytest.raises(SandboxEnvError, match=env.sandbox_id) as info:
             for _ in range(50):  # the admin notices the death at once; a step or two may still be in flight
                 env.step("<answer>Up</answer>")
@@ -289,7 +282,7 @@ def test_healthy_probe_tells_a_live_sandbox_from_a_dead_one(admin):
             assert env.healthy()
         observation = env.step("<answer>Up</answer>")[0]
         assert observation  # the ping did not disturb the episode
-        os.kill(_sandbox_pid(admin, env.sandbox_id), 9)
+        os.kill(admin.sandbox_pid(env.sandbox_id), 9)
         deadline = time.monotonic() + 30
         while env.healthy() and time.monotonic() < deadline:  # the admin notices the death within moments
             time.sleep(0.1)

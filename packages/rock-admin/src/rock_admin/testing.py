@@ -133,6 +133,14 @@ class Admin:
                 os.kill(int(pid_file.read_text()), signal.SIGKILL)
         _unmount_under(self.state_dir)
 
+    def sandbox_pid(self, sandbox_id: str) -> int:
+        """The host pid of a sandbox's init (what a crashed host's `kill -9` hits), from the admin's store:
+        the API never tells it, since it is the host's business."""
+        for record in self._records():
+            if record.get("sandbox_id") == sandbox_id and (record.get("handle") or {}).get("pid"):
+                return int(record["handle"]["pid"])
+        raise LookupError(f"sandbox {sandbox_id} has no running process in the admin's store")
+
     def _records(self) -> list[dict[str, Any]]:
         if self.env.get("ROCK_ADMIN_STORE") == "redis":
             from rock_admin.store.redis import RedisStore

@@ -189,7 +189,7 @@ def validate_role(
         problems.append(
             (
                 f"{name}.device_mapping",
-                f"megatron_train needs CUDA (megatron-core's attention and RNG tracker are CUDA-only); "
+                f"megatron_train needs CUDA (megatron-core 0.16's rotary embedding and RNG tracker are CUDA-only); "
                 f"this platform is {device_type!r}: use deepspeed_train or hf_train here",
             )
         )

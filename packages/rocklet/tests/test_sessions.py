@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -166,15 +167,24 @@ def test_timeout_escalates_to_kill_when_ctrl_c_is_ignored(http: httpx.Client, se
     assert run(http, session, "echo $z").json()["output"] == "5\n"
 
 
-def test_interrupt_while_command_runs(http: httpx.Client, session: str) -> None:
+def _wait_until_exists(path: Path, timeout: float = 30.0) -> None:
+    """The command marks that it runs by creating `path` (this rocklet shares the test's file system)."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"the command did not start within {timeout:g} s"
+        time.sleep(0.02)
+
+
+def test_interrupt_while_command_runs(http: httpx.Client, session: str, tmp_path: Path) -> None:
     result: dict[str, httpx.Response] = {}
+    started = tmp_path / "started"
 
     def long_command() -> None:
-        result["r"] = run(http, session, "sleep 100; echo never", check="silent")
+        result["r"] = run(http, session, f"touch {started}; sleep 100; echo never", check="silent")
 
     thread = threading.Thread(target=long_command)
     thread.start()
-    time.sleep(0.5)
+    _wait_until_exists(started)
     r = http.post("/run_in_session", json={"action_type": "bash_interrupt", "session": session})
     assert r.status_code == 200, r.text
     assert r.json()["exit_code"] == 0
@@ -185,15 +195,16 @@ def test_interrupt_while_command_runs(http: httpx.Client, session: str) -> None:
     assert run(http, session, "echo alive").json()["output"] == "alive\n"
 
 
-def test_interrupt_escalation_kills_process_group(http: httpx.Client, session: str) -> None:
+def test_interrupt_escalation_kills_process_group(http: httpx.Client, session: str, tmp_path: Path) -> None:
     result: dict[str, httpx.Response] = {}
+    started = tmp_path / "started"
     thread = threading.Thread(
         target=lambda: result.setdefault(
-            "r", run(http, session, "trap '' INT; sleep 100 | cat", check="silent")
+            "r", run(http, session, f"trap '' INT; touch {started}; sleep 100 | cat", check="silent")
         )
     )
     thread.start()
-    time.sleep(0.5)
+    _wait_until_exists(started)
     r = http.post(
         "/run_in_session",
         json={"action_type": "bash_interrupt", "session": session, "timeout": 0.2, "n_retry": 2},

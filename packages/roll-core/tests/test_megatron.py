@@ -160,7 +160,11 @@ def test_train_step_matches_hf_train(megatron_cpu, tiny_model_dir):
 
     shim.cpu_strategy(megatron_cpu)
     sc = {"tensor_model_parallel_size": 1, "use_distributed_optimizer": True, "recompute_granularity": None}
-    mg = MegatronTrainStrategy(_role(tiny_model_dir, "megatron_train", sc), seed=0)
+    role = _role(tiny_model_dir, "megatron_train", sc)
+    role.model_args.attn_implementation = (
+        "fa2"  # ROLL's setting: megatron's attention is used, not flash-attn
+    )
+    mg = MegatronTrainStrategy(role, seed=0)
     hf = HfTrainStrategy(_role(tiny_model_dir, "hf_train"), seed=0)
     batch = _train_batch(259)
     ref = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}

@@ -9,6 +9,7 @@ their batches so that all of them run the same tokens; gradients and token count
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -66,7 +67,11 @@ class MegatronTrainStrategy(HfTrainStrategy):
         self.dp_group = parallel_state.get_data_parallel_group()
         self.tp_rank = parallel_state.get_tensor_model_parallel_rank()
         ma, ta = self.worker_config.model_args, self.worker_config.training_args
-        hf_model, self.tokenizer = load_model_and_tokenizer(ma, "cpu")
+        # the HF model only carries the weights: megatron has its own attention and recompute
+        weights_only = dataclasses.replace(
+            ma, attn_implementation="sdpa", disable_gradient_checkpointing=True
+        )
+        hf_model, self.tokenizer = load_model_and_tokenizer(weights_only, "cpu")
         gpt = build_gpt(hf_model.config, self.parallel, DTYPES[ma.dtype], cpu_init=True)
         self.model = MegatronCausalLM(gpt, hf_model.config)
         load_hf_state(self.model, hf_model.state_dict(), self.parallel.tp, self.tp_rank)

@@ -263,3 +263,10 @@ def test_proxy_mode_forwards_and_records(http: httpx.Client, tmp_path: Path, roc
         assert record["response"]["choices"][0]["message"]["content"] == "from upstream"
         http2.post("/model_service/stop")
     http.post("/model_service/stop")
+
+
+def test_rocklet_start_up_imports_no_http_client() -> None:
+    """httpx (a fifth of the rocklet's import CPU) loads only when a sandbox starts a proxy-mode service."""
+    code = "import sys, rocklet.app; print('httpx' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -11,7 +11,7 @@ import os
 import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -26,10 +26,12 @@ from rock.actions import (
 )
 from rocklet.model_service.agent_api import AgentApi
 from rocklet.model_service.logfile import LOG_NAME, LogReader, request_line, response_line
-from rocklet.model_service.proxy import Proxy, append_recording
 from rocklet.model_service.turns import Turn, TurnQueue
 from rocklet.processes import ProcessManager
 from rocklet.server import QuietServer
+
+if TYPE_CHECKING:
+    from rocklet.model_service.proxy import Proxy
 
 #: How often parked requests look for answers written to the log file (upstream polls at the same rate).
 LOG_POLL_S = 0.1
@@ -74,7 +76,12 @@ class ModelService:
         self.config, self.queue = config, TurnQueue(config.max_pending)
         self.log_file = log_dir / LOG_NAME
         self.log_file.write_text("")
-        self.proxy = Proxy(config, self._record) if config.type == "proxy" else None
+        self.proxy = None
+        if config.type == "proxy":
+            # httpx (a tenth of the rocklet's start-up imports) only where a sandbox proxies
+            from rocklet.model_service.proxy import Proxy
+
+            self.proxy = Proxy(config, self._record)
         self._port = sock.getsockname()[1]
         uv = uvicorn.Config(AgentApi(self), lifespan="off", log_level="warning", access_log=False)
         self._server = QuietServer(uv)
@@ -146,6 +153,8 @@ class ModelService:
         self._append(request_line(index, request))
         self._append(response_line(index, response if isinstance(response, dict) else {"raw": response}))
         if self.config.recording_file:
+            from rocklet.model_service.proxy import append_recording
+
             append_recording(Path(self.config.recording_file), request, response, status)
 
     def _append(self, line: str) -> None:

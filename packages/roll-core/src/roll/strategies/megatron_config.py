@@ -185,7 +185,9 @@ def validate_role(
                     f"{p.tp} must divide the model's {heads} attention heads and {groups} KV heads",
                 )
             )
-    if check_environment and device_type != "cuda":
+    from roll.platforms import CudaPlatform
+
+    if check_environment and device_type != CudaPlatform.device_type:  # megatron-core is CUDA-only
         problems.append(
             (
                 f"{name}.device_mapping",

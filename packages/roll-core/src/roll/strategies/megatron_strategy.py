@@ -22,7 +22,9 @@ from roll.strategies.megatron_config import MegatronParallel
 
 def require_cuda(device: str) -> None:
     """megatron-core 0.16's forward asks CUDA (rotary tables, RNG tracker): refuse other devices up front."""
-    if torch.device(device).type != "cuda" or not torch.cuda.is_available():
+    from roll.platforms import CudaPlatform
+
+    if torch.device(device).type != CudaPlatform.device_type or not torch.cuda.is_available():
         raise RuntimeError(
             f"megatron_train needs CUDA (megatron-core 0.16's rotary embedding and RNG tracker are CUDA-only); got "
             f"device {device!r} with torch {torch.__version__} (cuda available: {torch.cuda.is_available()}). "

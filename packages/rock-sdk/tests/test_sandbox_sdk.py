@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,10 +13,17 @@ import pytest
 testing = pytest.importorskip("rock_admin.testing", reason="the SDK tests need rock-admin (test extra)")
 
 import rock  # noqa: E402
-from rock.exceptions import NonZeroExitCodeError  # noqa: E402
-from rock.sdk.sandbox.client import Sandbox, SandboxGroup, SandboxRequestError, SandboxStartError  # noqa: E402
+from rock.exceptions import NonZeroExitCodeError, RockError  # noqa: E402
+from rock.sdk.sandbox.client import (  # noqa: E402
+    Sandbox,
+    SandboxError,
+    SandboxGroup,
+    SandboxRequestError,
+    SandboxStartError,
+    SandboxUnreachableError,
+)
 from rock.sdk.sandbox.config import SandboxConfig, SandboxGroupConfig  # noqa: E402
-from rock.sdk.sandbox.request import CreateBashSessionRequest  # noqa: E402
+from rock.sdk.sandbox.request import Command, CreateBashSessionRequest  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +119,30 @@ def test_start_failures_are_typed_and_explained(base_url: str) -> None:
         with pytest.raises(SandboxStartError) as err:
             await Sandbox(SandboxConfig(memory="512m", startup_timeout=0.001)).start()
         assert "startup timeout" in str(err.value) or "did not become alive" in str(err.value)
+
+    asyncio.run(main())
+
+
+def test_one_error_tree_for_wire_and_client_errors(base_url: str) -> None:
+    """A failed command (rebuilt from the wire) and an unreachable admin are both RockErrors; the unreachable
+    one says so by its type, so callers need not look at `__cause__`."""
+
+    async def main() -> None:
+        sandbox = Sandbox(SandboxConfig(memory="512m"))
+        await sandbox.start()
+        try:
+            with pytest.raises(RockError) as failed:
+                await sandbox.execute(Command(command=["bash", "-c", "exit 3"], check=True))
+            assert isinstance(failed.value, NonZeroExitCodeError)
+        finally:
+            await sandbox.close()
+        with socket.socket() as s:  # a port nobody listens on
+            s.bind(("127.0.0.1", 0))
+            dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+        with pytest.raises(SandboxUnreachableError) as lost:
+            await Sandbox(SandboxConfig(base_url=dead, request_retries=0)).attach("sb-anything")
+        assert isinstance(lost.value, SandboxError) and isinstance(lost.value, RockError)
+        assert isinstance(lost.value, ConnectionError) and "cannot reach the admin" in str(lost.value)
 
     asyncio.run(main())
 

@@ -1,7 +1,9 @@
-"""Exceptions that cross the wire. The rocklet raises these; a client gets the same class back.
+"""rock-sdk's errors. `RockError` is the base of all of them: the ones that cross the wire (`RockletException`
+and below: the rocklet raises them, a client gets the same class back) and the client's own
+(`rock.sdk.sandbox.client.SandboxError` and below, `PortForwardError`, `RockEnvError`).
 
-The hierarchy mirrors SWE-ReX's (`SwerexException` → ...), so code that catches `ValueError`, `TimeoutError`
-or `RuntimeError` around a runtime call keeps working.
+The wire hierarchy mirrors SWE-ReX's (`SwerexException` → ...), so code that catches `ValueError`,
+`TimeoutError` or `RuntimeError` around a runtime call keeps working.
 """
 
 from __future__ import annotations
@@ -9,7 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 
-class RockletException(Exception):
+class RockError(Exception):
+    """Base of every error rock-sdk raises: `except RockError` catches a failed command and an admin that
+    cannot be reached alike."""
+
+
+class RockletException(RockError):
     """Base of every rocklet error. `extra_info` carries structured details (also over the wire)."""
 
     def __init__(self, *args: Any, extra_info: dict[str, Any] | None = None) -> None:

@@ -325,7 +325,7 @@ class SokobanSandboxEnv:
     def _retry(self, what: str, call, timeout: float | None = None) -> Any:
         """`call()` (a coroutine factory) on the shared loop; retried with backoff while the admin is
         unreachable, up to `retry_timeout`. Other failures mean the sandbox is broken: SandboxEnvError."""
-        from rock.sdk.sandbox.client import SandboxError
+        from rock.sdk.sandbox.client import SandboxError, SandboxUnreachableError
 
         deadline = time.monotonic() + self.retry_timeout
         delay = 0.1
@@ -333,7 +333,7 @@ class SokobanSandboxEnv:
             try:
                 return run_sync(call(), timeout or self.request_timeout)
             except SandboxError as exc:
-                if not _unreachable(exc):
+                if not isinstance(exc, SandboxUnreachableError):
                     raise SandboxEnvError(f"{self._where()}: {what} failed: {exc}") from exc
                 if time.monotonic() + delay > deadline:
                     raise EnvUnavailableError(
@@ -362,10 +362,3 @@ def _stop_quietly(sandbox: Any) -> None:
     """Stop a sandbox in one attempt; failures are swallowed (the admin's idle auto-stop reclaims it)."""
     with contextlib.suppress(Exception):
         run_sync(sandbox.close(), timeout=10)
-
-
-def _unreachable(exc: BaseException) -> bool:
-    """True when the admin could not be reached or dropped the connection (a transport error)."""
-    import httpx
-
-    return isinstance(exc.__cause__, httpx.TransportError)

@@ -14,9 +14,10 @@ from typing import Any
 import httpx
 
 from rock.actions import GEM_API_PREFIX, EnvResetResponse, EnvStepResponse
+from rock.exceptions import RockError
 
 
-class RockEnvError(RuntimeError):
+class RockEnvError(RockError, RuntimeError):
     """The admin refused a GEM call; the message has its reason and the env's id."""
 
 

@@ -60,6 +60,7 @@ from rock.actions import (
     WriteFileRequest,
     WriteFileResponse,
 )
+from rock.exceptions import RockError
 from rock.rocklet_client import (
     RETRYABLE_ERRORS,
     RETRYABLE_STATUSES,
@@ -78,8 +79,8 @@ M = TypeVar("M", bound=BaseModel)
 RunMode = Literal["normal", "nohup"]
 
 
-class SandboxError(Exception):
-    """Base of the SDK's errors; `sandbox_id` names the sandbox (None before it has one)."""
+class SandboxError(RockError):
+    """Base of the client's errors; `sandbox_id` names the sandbox (None before it has one)."""
 
     def __init__(self, message: str, *, sandbox_id: str | None = None, code: int | None = None) -> None:
         super().__init__(message)
@@ -89,6 +90,11 @@ class SandboxError(Exception):
 
 class SandboxRequestError(SandboxError):
     """The admin answered `Failed` (bad input, unknown or stopped sandbox, ...)."""
+
+
+class SandboxUnreachableError(SandboxError, ConnectionError):
+    """The admin could not be reached, or dropped the connection, after the client's retries: the call may
+    succeed later (the sandbox itself may be fine)."""
 
 
 class SandboxStartError(SandboxError):
@@ -262,9 +268,10 @@ class Sandbox:
         if not (rotated and attempt == 0):  # the first try on another node goes at once
             await asyncio.sleep(backoff_delay(attempt, self.config.retry_backoff))
 
-    def _unreachable(self, op: str, base: str, exc: Exception) -> SandboxError:
-        return SandboxError(
-            f"{op} on sandbox {self._sandbox_id}: cannot reach the admin at {base}: {type(exc).__name__}: {exc}",
+    def _unreachable(self, op: str, base: str, exc: Exception) -> SandboxUnreachableError:
+        where = f"{op} on sandbox {self._sandbox_id}" if self._sandbox_id else op
+        return SandboxUnreachableError(
+            f"{where}: cannot reach the admin at {base}: {type(exc).__name__}: {exc}",
             sandbox_id=self._sandbox_id,
         )
 
@@ -309,10 +316,14 @@ class Sandbox:
         # outlasts the server's wait (85 s) goes on below by polling the status.
         try:
             response = await self.http.post(f"{self._base('start')}/start", json=body)
+        except httpx.HTTPError as exc:
+            raise self._unreachable("start", self._base("start"), exc) from exc
+        try:
             payload = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
+        except ValueError as exc:
             raise SandboxStartError(
-                f"start: cannot reach the admin at {self._base('start')}: {type(exc).__name__}: {exc}",
+                f"start: the admin at {self._base('start')} answered HTTP {response.status_code} "
+                f"without JSON: {response.text[:300]}",
                 sandbox_id=c.sandbox_id,
             ) from exc
         res = (

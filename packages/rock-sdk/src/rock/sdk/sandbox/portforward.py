@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidStatus
 
+from rock.exceptions import RockError
 from rock.rocklet_client import shared_ssl_context
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ log = logging.getLogger("rock.sdk.portforward")
 CHUNK = 64 * 1024
 
 
-class PortForwardError(ConnectionError):
+class PortForwardError(RockError, ConnectionError):
     """The forward was refused or ended abnormally: `code` is the WebSocket close code (or the HTTP status of a
     refused handshake), `reason` what the admin or the rocklet said (e.g. "port 8000: connection refused")."""
 

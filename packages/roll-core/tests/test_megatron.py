@@ -155,7 +155,7 @@ def _train_batch(vocab: int, rows: int = 6) -> dict[str, torch.Tensor]:
 
 def test_train_step_matches_hf_train(megatron_cpu, tiny_model_dir):
     """Same weights, batch and loss: megatron_train's metrics and updated HF weights equal hf_train's."""
-    from roll.strategies.hf import HfTrainStrategy
+    from roll.strategies.hf import HfInferStrategy, HfTrainStrategy
     from roll.strategies.megatron_strategy import MegatronTrainStrategy
 
     shim.cpu_strategy(megatron_cpu)
@@ -178,6 +178,10 @@ def test_train_step_matches_hf_train(megatron_cpu, tiny_model_dir):
     assert sorted(state) == sorted(want_state)
     drift = max((state[k] - want_state[k]).abs().max().item() for k in want_state)
     assert drift < 1e-4
+    # the train -> infer sync: hf_infer loads the trained weights strictly and scores like megatron
+    infer = HfInferStrategy(_role(tiny_model_dir, "hf_infer"), seed=0)
+    infer.load_state_dict(state)
+    assert torch.allclose(infer.compute_log_probs(ref), mg.compute_log_probs(ref), atol=1e-5)
     mg.load_state_dict(want_state)
     assert all(torch.equal(v, want_state[k]) for k, v in mg.state_dict().items())
 

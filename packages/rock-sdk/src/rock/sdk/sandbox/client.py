@@ -12,6 +12,8 @@ Every call goes to `{base_url}/apis/envs/sandbox/v1/<op>` and expects ROCK's env
 be reached), skipping the hop a single URL costs. A `Failed` envelope
 raises: the remote exception's own class when the admin names one (`NonZeroExitCodeError`,
 `FileNotFoundError`, ...), else `SandboxRequestError`; the message says what failed and on which sandbox.
+How calls reach the admin (nodes, headers, retries, the envelope) is `transport.py`; the errors are
+`errors.py` (re-exported here, as upstream's names live in this module).
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import asyncio
 import contextlib
 import math
 import os
-import random
 import shlex
 import time
 from collections.abc import AsyncIterator
@@ -31,7 +32,6 @@ import httpx
 from pydantic import BaseModel
 
 from rock.actions import (
-    SANDBOX_API_PREFIX,
     BashAction,
     BashInterruptAction,
     BashObservation,
@@ -41,7 +41,6 @@ from rock.actions import (
     CommandResponse,
     CreateBashSessionRequest,
     CreateBashSessionResponse,
-    ExceptionTransfer,
     IsAliveResponse,
     ProcessInfo,
     ProcessOutputResponse,
@@ -60,53 +59,21 @@ from rock.actions import (
     WriteFileRequest,
     WriteFileResponse,
 )
-from rock.exceptions import RockError
-from rock.rocklet_client import (
-    RETRYABLE_ERRORS,
-    RETRYABLE_STATUSES,
-    backoff_delay,
-    new_request_id,
-    rebuild_exception,
-    shared_ssl_context,
-)
 from rock.sdk.sandbox.agent import Agent
 from rock.sdk.sandbox.config import SandboxConfig, SandboxGroupConfig
+from rock.sdk.sandbox.errors import (
+    SandboxError,
+    SandboxRequestError,
+    SandboxStartError,
+    SandboxUnreachableError,
+)
 from rock.sdk.sandbox.fs import LinuxFileSystem
 from rock.sdk.sandbox.network import Network
 from rock.sdk.sandbox.process import Process
+from rock.sdk.sandbox.transport import AdminTransport, raise_failed, unreachable
 
 M = TypeVar("M", bound=BaseModel)
 RunMode = Literal["normal", "nohup"]
-
-
-class SandboxError(RockError):
-    """Base of the client's errors; `sandbox_id` names the sandbox (None before it has one)."""
-
-    def __init__(self, message: str, *, sandbox_id: str | None = None, code: int | None = None) -> None:
-        super().__init__(message)
-        self.sandbox_id = sandbox_id
-        self.code = code
-
-
-class SandboxRequestError(SandboxError):
-    """The admin answered `Failed` (bad input, unknown or stopped sandbox, ...)."""
-
-
-class SandboxUnreachableError(SandboxError, ConnectionError):
-    """The admin could not be reached, or dropped the connection, after the client's retries: the call may
-    succeed later (the sandbox itself may be fine)."""
-
-
-class SandboxStartError(SandboxError):
-    """The sandbox did not start: its phase failed or timed out, or `startup_timeout` passed."""
-
-
-#: Calls only the write cluster serves (`write_url`, when set).
-LIFECYCLE_OPS = frozenset({"start", "start_async", "stop", "delete", "restart"})
-
-
-def _api(base_url: str) -> str:
-    return base_url.rstrip("/") + SANDBOX_API_PREFIX
 
 
 class Sandbox:
@@ -115,10 +82,7 @@ class Sandbox:
         self._sandbox_id: str | None = self.config.sandbox_id
         self._host_name: str | None = None
         self._host_ip: str | None = None
-        self._reads = [_api(u) for u in self.config.read_urls] or [_api(self.config.base_url)]
-        self._read = random.randrange(len(self._reads))  # spreads sandboxes over the read nodes
-        self._write = _api(self.config.write_url) if self.config.write_url else None
-        self._http: httpx.AsyncClient | None = None
+        self._transport = AdminTransport(self.config)
         self.runtime_envs: dict[str, Any] = {}
         self.fs = LinuxFileSystem(self)
         self.network = Network(self)
@@ -146,134 +110,28 @@ class Sandbox:
     @property
     def url(self) -> str:
         """`{base}/apis/envs/sandbox/v1` of the read node data-plane calls go to now."""
-        return self._reads[self._read]
+        return self._transport.url
 
     @url.setter
     def url(self, value: str) -> None:
         """Point data-plane calls elsewhere (read/write separation on the client, as upstream); lifecycle
         calls follow too unless `write_url` is set."""
-        self._reads, self._read = [value.rstrip("/")], 0
+        self._transport.url = value
 
     @property
-    def _url(self) -> str:
-        return self._reads[self._read]
-
-    def _base(self, op: str) -> str:
-        return (self._write or self._url) if op in LIFECYCLE_OPS else self._url
+    def http(self) -> httpx.AsyncClient:
+        return self._transport.http
 
     # ------------------------------------------------------------------ plumbing
 
     def _headers(self) -> dict[str, str]:
-        c = self.config
-        headers = {"X-Cluster": c.cluster, **c.extra_headers}
-        if c.xrl_authorization:
-            headers["XRL-Authorization"] = f"Bearer {c.xrl_authorization}"
-        if c.api_key:
-            headers["X-API-Key"] = c.api_key
-        for name, value in (
-            ("X-User-Id", c.user_id),
-            ("X-Experiment-Id", c.experiment_id),
-            ("X-Namespace", c.namespace),
-        ):
-            if value:
-                headers[name] = value
-        return headers
+        return self._transport.headers()
 
-    @property
-    def http(self) -> httpx.AsyncClient:
-        if self._http is None or self._http.is_closed:
-            self._http = httpx.AsyncClient(
-                headers=self._headers(),
-                verify=shared_ssl_context(),
-                timeout=httpx.Timeout(None, connect=30.0),
-                limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
-            )
-        return self._http
+    async def _request(self, method: str, op: str, **kw: Any) -> Any:
+        return await self._transport.request(method, op, self._sandbox_id, **kw)
 
     def _raise(self, op: str, body: dict[str, Any]) -> None:
-        result = body.get("result") if isinstance(body.get("result"), dict) else {}
-        message = body.get("message") or body.get("error") or "request failed"
-        class_path = result.get("class_path") if result else None
-        if class_path:
-            exc = rebuild_exception(
-                ExceptionTransfer(
-                    message=message, class_path=class_path, extra_info=result.get("extra_info") or {}
-                )
-            )
-            exc.sandbox_id = self._sandbox_id  # type: ignore[attr-defined]
-            raise exc
-        raise SandboxRequestError(
-            f"{op} failed on sandbox {self._sandbox_id}: {message}",
-            sandbox_id=self._sandbox_id,
-            code=result.get("code") if result else None,
-        )
-
-    async def _request(
-        self,
-        method: str,
-        op: str,
-        *,
-        json: Any = None,
-        params: Any = None,
-        timeout: float | None = None,
-        **kw: Any,
-    ) -> Any:
-        lifecycle = op in LIFECYCLE_OPS and self._write is not None
-        nodes = 1 if lifecycle else len(self._reads)
-        # A file body is a stream that cannot be sent twice: only "never connected" errors are retried for it.
-        retries = 0 if "files" in kw else self.config.request_retries
-        headers = {"X-Request-ID": new_request_id()}
-        attempt = 0
-        while True:
-            base = self._base(op)
-            try:
-                response = await self.http.request(
-                    method, f"{base}/{op}", json=json, params=params, timeout=timeout, headers=headers, **kw
-                )
-            except httpx.ConnectError as exc:  # never sent: safe to send to the next read node
-                if attempt + 1 < max(nodes, retries + 1):
-                    if nodes > 1:
-                        self._read = (self._read + 1) % len(self._reads)
-                    await self._backoff(attempt, rotated=nodes > 1)
-                    attempt += 1
-                    continue
-                raise self._unreachable(op, base, exc) from exc
-            except RETRYABLE_ERRORS as exc:  # lost mid-request: the same id again, answered from the replay
-                if attempt < retries:
-                    await self._backoff(attempt)
-                    attempt += 1
-                    continue
-                raise self._unreachable(op, base, exc) from exc
-            except httpx.HTTPError as exc:
-                raise self._unreachable(op, base, exc) from exc
-            if response.status_code in RETRYABLE_STATUSES and attempt < retries:
-                await self._backoff(attempt)
-                attempt += 1
-                continue
-            break
-        try:
-            body = response.json()
-        except ValueError:
-            raise SandboxError(
-                f"{op} on sandbox {self._sandbox_id}: HTTP {response.status_code}: {response.text[:500]}",
-                sandbox_id=self._sandbox_id,
-            ) from None
-        if response.status_code >= 400 or not isinstance(body, dict) or body.get("status") != "Success":
-            if not isinstance(body, dict) or "status" not in body:
-                body = {"message": f"HTTP {response.status_code}: {body}"}
-            self._raise(op, body)
-        return body.get("result")
-
-    async def _backoff(self, attempt: int, rotated: bool = False) -> None:
-        if not (rotated and attempt == 0):  # the first try on another node goes at once
-            await asyncio.sleep(backoff_delay(attempt, self.config.retry_backoff))
-
-    def _unreachable(self, op: str, base: str, exc: Exception) -> SandboxUnreachableError:
-        where = f"{op} on sandbox {self._sandbox_id}" if self._sandbox_id else op
-        return SandboxUnreachableError(
-            f"{where}: cannot reach the admin at {base}: {type(exc).__name__}: {exc}",
-            sandbox_id=self._sandbox_id,
-        )
+        raise_failed(op, body, self._sandbox_id)
 
     async def _post(self, op: str, payload: BaseModel | dict[str, Any], out: type[M], **kw: Any) -> M:
         data = payload.model_dump(exclude_none=False) if isinstance(payload, BaseModel) else dict(payload)
@@ -314,15 +172,16 @@ class Sandbox:
         }
         # `start` answers once the sandbox is alive or has failed (no polling, no fixed sleeps); a start that
         # outlasts the server's wait (85 s) goes on below by polling the status.
+        base = self._transport.base("start")
         try:
-            response = await self.http.post(f"{self._base('start')}/start", json=body)
+            response = await self.http.post(f"{base}/start", json=body)
         except httpx.HTTPError as exc:
-            raise self._unreachable("start", self._base("start"), exc) from exc
+            raise unreachable("start", base, exc, None) from exc
         try:
             payload = response.json()
         except ValueError as exc:
             raise SandboxStartError(
-                f"start: the admin at {self._base('start')} answered HTTP {response.status_code} "
+                f"start: the admin at {base} answered HTTP {response.status_code} "
                 f"without JSON: {response.text[:300]}",
                 sandbox_id=c.sandbox_id,
             ) from exc
@@ -428,8 +287,7 @@ class Sandbox:
     async def close(self) -> None:
         """Stop the sandbox and release the HTTP connections."""
         await self.stop()
-        if self._http is not None:
-            await self._http.aclose()
+        await self._transport.aclose()
 
     async def __aenter__(self) -> Sandbox:
         await self.start()
@@ -580,7 +438,7 @@ class Sandbox:
 
     async def download_stream(self, remote_path: str) -> AsyncIterator[bytes]:
         params = {"sandbox_id": self._need_id(), "path": remote_path}
-        async with self.http.stream("GET", f"{self._url}/download", params=params) as response:
+        async with self.http.stream("GET", f"{self.url}/download", params=params) as response:
             if response.headers.get("content-type", "").startswith("application/json"):
                 body = await response.aread()
                 import json
@@ -639,7 +497,7 @@ class Sandbox:
         """The process's output as it is produced, until it ends."""
         params = {"sandbox_id": self._need_id(), "stream": stream, "offset": offset}
         async with self.http.stream(
-            "GET", f"{self._url}/processes/{process_id}/stream", params=params
+            "GET", f"{self.url}/processes/{process_id}/stream", params=params
         ) as response:
             if response.headers.get("content-type", "").startswith("application/json"):
                 import json
@@ -677,4 +535,12 @@ class SandboxGroup:
         await asyncio.gather(*(sb.stop() for sb in self.sandbox_list), return_exceptions=True)
 
 
-__all__ = ["RunMode", "Sandbox", "SandboxError", "SandboxGroup", "SandboxRequestError", "SandboxStartError"]
+__all__ = [
+    "RunMode",
+    "Sandbox",
+    "SandboxError",
+    "SandboxGroup",
+    "SandboxRequestError",
+    "SandboxStartError",
+    "SandboxUnreachableError",
+]

@@ -48,6 +48,7 @@ from rocklet.errors import handle_exception
 from rocklet.portforward import serve as serve_portforward
 from rocklet.replay import replay_middleware
 from rocklet.runtime import Runtime
+from rocklet.sessions.output import trims_output
 
 _JSON = "application/json"
 _ACTION: TypeAdapter[Any] = TypeAdapter(Action)
@@ -113,7 +114,10 @@ def create_app(config: RockletConfig | None = None) -> Any:
     @post("/run_in_session", status_code=200)
     async def run_in_session(request: Request[Any, Any, Any]) -> Response[bytes]:
         action = _parse_action(await body(request))
-        return _ok(await rt.sessions.run(action))
+        obs = await rt.sessions.run(action)
+        if trims_output(request.headers):
+            obs.output = obs.output.strip()
+        return _ok(obs)
 
     @post("/close_session", status_code=200)
     async def close_session(request: Request[Any, Any, Any]) -> Response[bytes]:

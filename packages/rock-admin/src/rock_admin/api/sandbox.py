@@ -51,8 +51,9 @@ from rock_admin.api.forwarding import ENVELOPE_HEAD, data_plane, forward
 from rock_admin.api.model_service import model_service_routes
 from rock_admin.api.portforward import portforward
 from rock_admin.api.rocklet_relay import rocklet_relay
-from rock_admin.service.dataplane import DataPlane
+from rock_admin.service.dataplane import DataPlane, Sandbox
 from rock_admin.service.lifecycle import SandboxError, SandboxService
+from rocklet.sessions.output import TRIM_OUTPUT_HEADER
 
 #: `start` waits this long for the sandbox to answer (as upstream).
 START_WAIT = 85.0
@@ -145,10 +146,17 @@ async def get_status(
         sb.record["last_activity_time"] = max(
             sb.record.get("last_activity_time", 0), sb.record.get("create_time", 0)
         )
-    if not include_all_states and sb.state not in ("pending", "running"):
+    if not include_all_states and sb.state not in ("pending", "running") and not _failed_start(sb):
         why = f": {sb.record.get('failure_reason')}" if sb.state == "failed" else ""
         return failed(f"sandbox {sb.id} is {sb.state}{why}", 4000, result=status.model_dump(mode="json"))
     return success(status)
+
+
+def _failed_start(sb: Sandbox) -> bool:
+    """Failed before it ever ran: upstream's sandbox stays pending then, and its SDK's start() reads the failed
+    phase from get_status ("Failed to start sandbox because image_pull: ...") rather than a not-found error."""
+    history = sb.record.get("state_history") or [{}]
+    return sb.state == "failed" and history[-1].get("from_state") == "pending"
 
 
 @get("/sandboxes", responses=ENVELOPE_RESPONSES)
@@ -287,7 +295,9 @@ async def run_in_session(request: Request[Any, Any, Any]) -> Response[bytes]:
         return failed("invalid parameter", 4000, error=TOO_DEEP)
     sandbox_id = body.get("sandbox_id")
     try:
-        payload = await data_plane(request).post_raw(sandbox_id, "/run_in_session", raw, _own_timeout(body))
+        payload = await data_plane(request).post_raw(
+            sandbox_id, "/run_in_session", raw, _own_timeout(body), _TRIM_OUTPUT
+        )
     except Exception as exc:
         return from_exception(exc, sandbox_id)
     if b'"exit_code":-1' in payload:
@@ -295,6 +305,10 @@ async def run_in_session(request: Request[Any, Any, Any]) -> Response[bytes]:
         if obs.get("exit_code") == -1:
             return failed(obs.get("failure_reason") or "command failed", 6000, result=obs)
     return Response(ENVELOPE_HEAD + payload + b"}", media_type="application/json", status_code=200)
+
+
+# Upstream's admin answers with its rocklet's output, which that strips (`hi`, not SWE-ReX's `hi\n`).
+_TRIM_OUTPUT = f"{TRIM_OUTPUT_HEADER}: 1\r\n".encode()
 
 
 def _own_timeout(body: dict[str, Any]) -> float | None:

@@ -189,13 +189,19 @@ class DataPlane(ABC):
         return await self._forward(sandbox_id, lambda sb: fn(self.connect(sb)))
 
     async def post_raw(
-        self, sandbox_id: str | None, path: str, body: bytes, timeout: float | None = None
+        self,
+        sandbox_id: str | None,
+        path: str,
+        body: bytes,
+        timeout: float | None = None,
+        headers: bytes = b"",
     ) -> bytes:
         """POST bytes to the rocklet of a running sandbox through the lean keep-alive client; its reply's
-        bytes come back (errors raised as by `RockletClient`). `timeout`: the call's own (a command's)."""
+        bytes come back (errors raised as by `RockletClient`). `timeout`: the call's own (a command's);
+        `headers`: more header lines, each ending in CRLF."""
         deadline = timeout + CALL_MARGIN if timeout else self.call_timeout
         return await self._forward(
-            sandbox_id, lambda sb: self._bounded(sb, self.raw_pool(sb).post(path, body), deadline)
+            sandbox_id, lambda sb: self._bounded(sb, self.raw_pool(sb).post(path, body, headers), deadline)
         )
 
     async def _bounded(self, sb: Sandbox, call: Awaitable[T], seconds: float) -> T:

@@ -229,10 +229,11 @@ class SandboxService(DataPlane):
                 f"image: expected a name like 'python:3.11' (at most {MAX_IMAGE} printable characters, no "
                 f"spaces), got {req.image[:80]!r}{'...' if len(req.image) > 80 else ''}"
             )
+        image_error = None
         try:
-            image = self.images.get(req.image)
-        except UnknownImageError as exc:
-            raise SandboxError(str(exc)) from None
+            self.images.get(req.image)
+        except UnknownImageError as exc:  # as upstream: the start is accepted, its image_pull phase fails
+            image_error = str(exc)
         except OSError as exc:  # the message names a host path: say only what failed
             raise SandboxError(f"image {req.image!r}: cannot be looked up ({exc.strerror})") from None
         if req.sandbox_id is not None and not _ID.fullmatch(req.sandbox_id):
@@ -257,7 +258,7 @@ class SandboxService(DataPlane):
         return {
             "memory_bytes": memory_bytes,
             "cpus_limit": cpus,
-            "image_ref": image,
+            "image_error": image_error,
             "auto_clear_seconds": auto_clear,
             "startup_timeout": float(startup_timeout),
         }
@@ -324,6 +325,11 @@ class SandboxService(DataPlane):
         sb = Sandbox(record)
         self.sandboxes[sandbox_id] = sb
         self.metrics.starts += 1
+        if checked["image_error"]:
+            record["status"]["image_pull"].update(status="failed", message=checked["image_error"])
+            self.metrics.start_failures += 1
+            self._fail(sb, checked["image_error"])
+            return sb
         sb.task = asyncio.create_task(self._launch(sb))
         return sb
 

@@ -49,14 +49,14 @@ class RawPool:
         self._idle: list[_Conn] = []
         self._slots = asyncio.Semaphore(size)
 
-    async def post(self, path: str, body: bytes) -> bytes:
-        return await self.request(b"POST", path, body)
+    async def post(self, path: str, body: bytes, headers: bytes = b"") -> bytes:
+        return await self.request(b"POST", path, body, headers)
 
     async def get(self, path: str) -> bytes:
         return await self.request(b"GET", path, b"")
 
-    async def request(self, method: bytes, path: str, body: bytes) -> bytes:
-        reply = await self.open(method, path, body, inline_max=None)
+    async def request(self, method: bytes, path: str, body: bytes, headers: bytes = b"") -> bytes:
+        reply = await self.open(method, path, body, inline_max=None, headers=headers)
         assert reply.body is not None
         return reply.body
 

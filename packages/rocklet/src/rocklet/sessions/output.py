@@ -3,6 +3,20 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+
+from rocklet.errors import ROCK_CLIENT_HEADER
+
+#: Sent by our admin on `/run_in_session`: its sandbox API answers in ROCK's shape (ROCK's rocklet strips the
+#: output, `hi`); SWE-ReX's clients get the output as it came (`hi\n`).
+TRIM_OUTPUT_HEADER = "x-rock-trim-output"
+
+
+def trims_output(headers: Mapping[str, str]) -> bool:
+    """Whether the caller reads `run_in_session` output as ROCK's rocklet gives it: stripped."""
+    # Upstream ROCK's RemoteSandboxRuntime (known by its `sandbox_id` header) reads ROCK's shape too.
+    return TRIM_OUTPUT_HEADER in headers or ROCK_CLIENT_HEADER in headers
+
 
 # ANSI CSI/ESC sequences (the regex SWE-ReX uses) and OSC strings (title updates and the like).
 _ANSI = re.compile(r"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1B[@-_][0-?]*[ -/]*[@-~]")

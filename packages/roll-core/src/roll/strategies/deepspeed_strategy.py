@@ -18,7 +18,6 @@ import torch
 
 from roll.algorithms.functionals import lr_lambda
 from roll.models.registry import cache_dir
-from roll.strategies.base import LossConfig
 from roll.strategies.ds_config import hidden_size, resolve_ds_config, zero_stage
 from roll.strategies.hf import (
     HfCriticStrategy,
@@ -153,52 +152,18 @@ class _DeepSpeedTrain:
         # DeepSpeed averages gradients over ranks; our losses are normalised by global counts (a sum)
         self.engine.backward(loss * self.world_size, scale_wrt_gas=False)
 
-    def train_step(
-        self,
-        batch: dict[str, torch.Tensor],
-        loss: LossConfig,
-        global_tokens: float = 0,
-        global_seqs: float = 0,
-    ) -> dict[str, float]:
-        """hf_train's mini-batch loop; the optimizer step is the engine's (at the last micro-batch)."""
-        import torch.distributed as dist
+    def _zero_grad(self) -> None:
+        """The engine zeroes gradients itself after its step."""
 
-        ta = self.worker_config.training_args
-        self.model.train()
-        B = batch["input_ids"].shape[0]
-        per_device = max(1, ta.per_device_train_batch_size)
-        mini = min(B, per_device * max(1, ta.gradient_accumulation_steps))
-        sums: dict[str, float] = {}
-        counts: dict[str, int] = {}
+    def _before_micro_step(self, last: bool) -> None:
+        self.engine.set_gradient_accumulation_boundary(last)
 
-        def add(name: str, value: float) -> None:
-            sums[name] = sums.get(name, 0.0) + float(value)
-            counts[name] = counts.get(name, 0) + 1
-
-        backward_steps = 0
-        for _epoch in range(loss.ppo_epochs):
-            for m0 in range(0, B, mini):
-                mb = {k: v[m0 : m0 + mini] for k, v in batch.items()}
-                rmask = mb["response_mask"].float()
-                counts_t = torch.stack([rmask.sum(), (rmask.sum(1) > 0).float().sum()]).to(self.device)
-                dist.all_reduce(counts_t)
-                n_tok, n_seq = counts_t[0].cpu().clamp(min=1), counts_t[1].cpu().clamp(min=1)
-                starts = list(range(0, mb["input_ids"].shape[0], per_device))
-                for i, u0 in enumerate(starts):
-                    self.engine.set_gradient_accumulation_boundary(i == len(starts) - 1)
-                    ub = {k: v[u0 : u0 + per_device].to(self.device) for k, v in mb.items()}
-                    for k, v in self._micro_step(ub, loss, n_tok, n_seq).items():
-                        add(k, v)
-                    backward_steps += 1
-                add(f"{self.metric_prefix}/lr", self.optimizer.param_groups[0]["lr"])
-                plain_norm = self._plain_grad_norm()
-                self.engine.step()
-                norm = self.engine.get_global_grad_norm()
-                add(f"{self.metric_prefix}/grad_norm", float(plain_norm if norm is None else norm))
-                self.global_step += 1
-        out = {k: sums[k] / counts[k] for k in sums}
-        out[f"{self.metric_prefix}/backward_steps"] = float(backward_steps)
-        return out
+    def _optimizer_step(self) -> float:
+        """The engine's step (reduce, clip, optimizer, schedule); its norm, or ours where it keeps none."""
+        plain_norm = self._plain_grad_norm()
+        self.engine.step()
+        norm = self.engine.get_global_grad_norm()
+        return float(plain_norm if norm is None else norm)
 
     def _plain_grad_norm(self) -> float | None:
         """Stage 0 in fp32 keeps no norm (ZeRO and half precision do): the reduced grads' norm, pre-clipping."""

@@ -300,11 +300,13 @@ class HfTrainStrategy(_HfBase, TrainStrategy):
         global_tokens: float = 0,
         global_seqs: float = 0,
     ) -> dict[str, float]:
-        """PPO epochs over this rank's batch; returns ROLL-named actor metrics (means over backward steps)."""
+        """PPO epochs over this rank's batch; returns ROLL-named actor metrics (means over backward steps).
+        The loop is every train strategy's; they differ in the hooks below (batch, counts, optimizer step)."""
+        batch = self._train_batch(batch)
         ta = self.worker_config.training_args
         self.model.train()
         B = batch["input_ids"].shape[0]
-        per_device = max(1, ta.per_device_train_batch_size)
+        per_device = self._micro_batch_rows()
         mini = min(B, per_device * max(1, ta.gradient_accumulation_steps))
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
@@ -317,34 +319,58 @@ class HfTrainStrategy(_HfBase, TrainStrategy):
         for _epoch in range(loss.ppo_epochs):
             for m0 in range(0, B, mini):
                 mb = {k: v[m0 : m0 + mini] for k, v in batch.items()}
-                rmask = mb["response_mask"].float()
-                n_tok, n_seq = rmask.sum(), (rmask.sum(1) > 0).float().sum()
-                if self.world_size > 1:
-                    import torch.distributed as dist
-
-                    counts_t = torch.stack([n_tok, n_seq])
-                    dist.all_reduce(counts_t)
-                    n_tok, n_seq = counts_t[0], counts_t[1]
-                n_tok, n_seq = n_tok.clamp(min=1), n_seq.clamp(min=1)
-                self.optimizer.zero_grad(set_to_none=True)
-                for u0 in range(0, mb["input_ids"].shape[0], per_device):
+                n_tok, n_seq = self._global_counts(mb["response_mask"].float())
+                self._zero_grad()
+                starts = range(0, mb["input_ids"].shape[0], per_device)
+                for u0 in starts:
+                    self._before_micro_step(last=u0 == starts[-1])
                     ub = {k: v[u0 : u0 + per_device].to(self.device) for k, v in mb.items()}
-                    metrics = self._micro_step(ub, loss, n_tok, n_seq)
-                    backward_steps += 1
-                    for k, v in metrics.items():
+                    for k, v in self._micro_step(ub, loss, n_tok, n_seq).items():
                         add(k, v)
-                self._all_reduce_grads()
-                grad_norm = torch.nn.utils.clip_grad_norm_(
-                    self.model.parameters(), ta.max_grad_norm or float("inf")
-                )
-                add(f"{self.metric_prefix}/grad_norm", float(grad_norm))
+                    backward_steps += 1
                 add(f"{self.metric_prefix}/lr", self.optimizer.param_groups[0]["lr"])
-                self.optimizer.step()
-                self.scheduler.step()
+                add(f"{self.metric_prefix}/grad_norm", self._optimizer_step())
                 self.global_step += 1
         out = {k: sums[k] / counts[k] for k in sums}
         out[f"{self.metric_prefix}/backward_steps"] = float(backward_steps)
         return out
+
+    # --- the train loop's hooks
+    def _train_batch(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The rows this rank trains on (a tensor-parallel group trains on all of its ranks' rows)."""
+        return batch
+
+    def _micro_batch_rows(self) -> int:
+        return max(1, self.worker_config.training_args.per_device_train_batch_size)
+
+    def _global_counts(self, response_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Response tokens and sequences of a mini-batch over all data-parallel ranks (the losses' divisors)."""
+        counts = torch.stack([response_mask.sum(), (response_mask.sum(1) > 0).float().sum()]).to(self.device)
+        self._all_reduce_counts(counts)
+        return counts[0].cpu().clamp(min=1), counts[1].cpu().clamp(min=1)
+
+    def _all_reduce_counts(self, counts: torch.Tensor) -> None:
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            dist.all_reduce(counts)
+
+    def _zero_grad(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def _before_micro_step(self, last: bool) -> None:
+        """Called before each micro-batch; `last` is the one the optimizer step follows."""
+
+    def _optimizer_step(self) -> float:
+        """Sum gradients over ranks, clip, step optimizer and schedule; the pre-clipping gradient norm."""
+        self._all_reduce_grads()
+        norm = self._clip_grad_norm(self.worker_config.training_args.max_grad_norm or float("inf"))
+        self.optimizer.step()
+        self.scheduler.step()
+        return float(norm)
+
+    def _clip_grad_norm(self, max_norm: float) -> torch.Tensor:
+        return torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
 
     def _micro_step(self, ub: dict[str, torch.Tensor], loss: LossConfig, n_tok, n_seq) -> dict[str, float]:
         mask = ub["response_mask"].float()

@@ -15,7 +15,6 @@ from pathlib import Path
 import torch
 
 from roll.algorithms.functionals import lr_lambda
-from roll.strategies.base import LossConfig
 from roll.strategies.hf import DTYPES, HfTrainStrategy, _rng_state, _set_rng_state, load_model_and_tokenizer
 from roll.strategies.megatron_config import MegatronParallel
 
@@ -158,56 +157,17 @@ class MegatronTrainStrategy(HfTrainStrategy):
             p.grad.mul_(coef.to(p.grad.dtype))
         return norm
 
-    def train_step(
-        self,
-        batch: dict[str, torch.Tensor],
-        loss: LossConfig,
-        global_tokens: float = 0,
-        global_seqs: float = 0,
-    ) -> dict[str, float]:
-        """hf_train's PPO mini-batch loop over this TP group's batch; DP sums, megatron-aware clipping."""
-        import torch.distributed as dist
+    def _train_batch(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return self._tp_batch(batch)[0]
 
-        batch, _ = self._tp_batch(batch)
-        ta = self.worker_config.training_args
-        self.model.train()
-        B = batch["input_ids"].shape[0]
-        per_device = max(1, ta.per_device_train_batch_size) * self.parallel.tp
-        mini = min(B, per_device * max(1, ta.gradient_accumulation_steps))
-        sums: dict[str, float] = {}
-        counts: dict[str, int] = {}
+    def _micro_batch_rows(self) -> int:
+        return super()._micro_batch_rows() * self.parallel.tp  # the TP group's rows of one micro-batch
 
-        def add(name: str, value: float) -> None:
-            sums[name] = sums.get(name, 0.0) + float(value)
-            counts[name] = counts.get(name, 0) + 1
+    def _all_reduce_counts(self, counts: torch.Tensor) -> None:
+        if self.world_size > self.parallel.tp:
+            import torch.distributed as dist
 
-        backward_steps = 0
-        for _epoch in range(loss.ppo_epochs):
-            for m0 in range(0, B, mini):
-                mb = {k: v[m0 : m0 + mini] for k, v in batch.items()}
-                rmask = mb["response_mask"].float()
-                counts_t = torch.stack([rmask.sum(), (rmask.sum(1) > 0).float().sum()]).to(self.device)
-                if self.world_size > self.parallel.tp:
-                    dist.all_reduce(counts_t, group=self.dp_group)
-                n_tok, n_seq = counts_t[0].clamp(min=1), counts_t[1].clamp(min=1)
-                self.optimizer.zero_grad(set_to_none=True)
-                for u0 in range(0, mb["input_ids"].shape[0], per_device):
-                    ub = {k: v[u0 : u0 + per_device].to(self.device) for k, v in mb.items()}
-                    for k, v in self._micro_step(ub, loss, n_tok, n_seq).items():
-                        add(k, v)
-                    backward_steps += 1
-                self._all_reduce_grads()
-                add(
-                    f"{self.metric_prefix}/grad_norm",
-                    float(self._clip_grad_norm(ta.max_grad_norm or float("inf"))),
-                )
-                add(f"{self.metric_prefix}/lr", self.optimizer.param_groups[0]["lr"])
-                self.optimizer.step()
-                self.scheduler.step()
-                self.global_step += 1
-        out = {k: sums[k] / counts[k] for k in sums}
-        out[f"{self.metric_prefix}/backward_steps"] = float(backward_steps)
-        return out
+            dist.all_reduce(counts, group=self.dp_group)
 
     # ------------------------------------------------------------------ weights and checkpoints
     def state_dict(self) -> dict[str, torch.Tensor]:

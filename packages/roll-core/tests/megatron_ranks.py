@@ -78,46 +78,10 @@ def main(spec_path: str, rank: int) -> None:
 
 
 def launch(spec: dict, out_dir: str, timeout_s: float = 400) -> list[dict]:
-    """Every rank of `spec` as its own process; their results, or RuntimeError with the logs' tails."""
-    import socket
-    import subprocess
-    import time
-    from pathlib import Path
+    """Every rank of `spec` as its own process running this file; their results (roll.testing.launch_ranks)."""
+    from roll.testing import launch_ranks
 
-    import torch
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    spec = {**spec, "port": port, "out": out_dir}
-    spec_path = os.path.join(out_dir, "spec.json")
-    with open(spec_path, "w") as f:
-        json.dump(spec, f)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    logs = [open(os.path.join(out_dir, f"rank{r}.log"), "w") for r in range(spec["world_size"])]  # noqa: SIM115
-    procs = [
-        subprocess.Popen(
-            [sys.executable, __file__, spec_path, str(r)], stdout=log, stderr=subprocess.STDOUT, env=env
-        )
-        for r, log in enumerate(logs)
-    ]
-    deadline = time.monotonic() + timeout_s
-    try:
-        for p in procs:
-            p.wait(timeout=max(1.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        pass
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()  # a rank that lost its peer waits on gloo forever
-                p.wait()
-        for log in logs:
-            log.close()
-    if any(p.returncode for p in procs):
-        tails = [Path(out_dir, f"rank{r}.log").read_text()[-3000:] for r in range(len(procs))]
-        raise RuntimeError(f"ranks exited {[p.returncode for p in procs]}:\n" + "\n---\n".join(tails))
-    return [torch.load(os.path.join(out_dir, f"rank{r}.pt"), weights_only=False) for r in range(len(procs))]
+    return launch_ranks(__file__, spec, out_dir, timeout_s)
 
 
 if __name__ == "__main__":

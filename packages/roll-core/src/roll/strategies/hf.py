@@ -166,6 +166,19 @@ def sample(
     return outputs
 
 
+def read_checkpoint_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
+    """The HF-format weights a train strategy saved under `<checkpoint>/model` (every safetensors shard)."""
+    from safetensors.torch import load_file
+
+    files = sorted((checkpoint / "model").glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"no model weights under {checkpoint / 'model'}")
+    state: dict[str, torch.Tensor] = {}
+    for f in files:
+        state.update(load_file(str(f)))
+    return state
+
+
 class _HfBase(InferenceStrategy):
     def __init__(self, worker_config, seed: int = 42, device: str = "cpu") -> None:
         self.worker_config = worker_config
@@ -448,15 +461,8 @@ class HfTrainStrategy(_HfBase, TrainStrategy):
         )
 
     def load_checkpoint(self, path: str) -> None:
-        from safetensors.torch import load_file
-
         target = Path(path)
-        files = sorted((target / "model").glob("*.safetensors"))
-        if not files:
-            raise FileNotFoundError(f"no model weights under {target / 'model'}")
-        state: dict[str, torch.Tensor] = {}
-        for f in files:
-            state.update(load_file(str(f)))
+        state = read_checkpoint_weights(target)
         missing, unexpected = self.model.load_state_dict(state, strict=False)
         missing = [k for k in missing if not k.endswith("lm_head.weight")]  # tied embeddings are not saved
         if missing or unexpected:

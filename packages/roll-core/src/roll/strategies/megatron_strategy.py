@@ -15,7 +15,14 @@ from pathlib import Path
 import torch
 
 from roll.algorithms.functionals import lr_lambda
-from roll.strategies.hf import DTYPES, HfTrainStrategy, _rng_state, _set_rng_state, load_model_and_tokenizer
+from roll.strategies.hf import (
+    DTYPES,
+    HfTrainStrategy,
+    _rng_state,
+    _set_rng_state,
+    load_model_and_tokenizer,
+    read_checkpoint_weights,
+)
 from roll.strategies.megatron_config import MegatronParallel
 
 
@@ -208,15 +215,8 @@ class MegatronTrainStrategy(HfTrainStrategy):
             dist.barrier()
 
     def load_checkpoint(self, path: str) -> None:
-        from safetensors.torch import load_file
-
         target = Path(path)
-        files = sorted((target / "model").glob("*.safetensors"))
-        if not files:
-            raise FileNotFoundError(f"no model weights under {target / 'model'}")
-        state: dict[str, torch.Tensor] = {}
-        for f in files:
-            state.update(load_file(str(f)))
+        state = read_checkpoint_weights(target)
         if self.model.shape.tied:  # save_pretrained writes a tied head once
             state.setdefault("lm_head.weight", state["model.embed_tokens.weight"])
         self.load_state_dict(state)

@@ -10,6 +10,7 @@ import torch
 from roll.algorithms import (
     AdaptiveKLController,
     FixedKLController,
+    advantage_estimators,
     agg_loss,
     compute_advantages,
     entropy_from_logits,
@@ -19,6 +20,7 @@ from roll.algorithms import (
     lr_lambda,
     masked_whiten,
     ppo_policy_loss,
+    register_advantage_estimator,
     token_level_rewards,
     value_loss,
 )
@@ -102,6 +104,24 @@ def test_reinforce_discount():
     tr = torch.tensor([[1.0, 0.0, 2.0]])
     adv, _, _ = compute_advantages(tr, mask, "reinforce", gamma=0.5)
     assert close(adv, [[1 + 0.5 * 0 + 0.25 * 2, 0 + 0.5 * 2, 2]])
+
+
+def test_estimators_are_a_registry(monkeypatch):
+    """A registered estimator is found by name, and the shared masking and clipping still apply to it."""
+    from roll.algorithms import functionals
+
+    assert {"gae", "grpo", "reinforce"} <= set(advantage_estimators())
+    monkeypatch.setattr(functionals, "_ESTIMATORS", dict(functionals._ESTIMATORS))
+
+    @register_advantage_estimator("constant_three")
+    def constant(rewards, mask, gamma, lambd, values):
+        return torch.full_like(rewards, 3.0), torch.zeros_like(rewards)
+
+    mask = torch.tensor([[1.0, 1.0, 0.0]])
+    adv, _, metrics = compute_advantages(torch.zeros(1, 3), mask, "constant_three", advantage_clip=2.0)
+    assert close(adv, [[2.0, 2.0, 0.0]]) and metrics["critic/advantage_clip_frac"] == 1.0
+    with pytest.raises(NotImplementedError, match="constant_three, gae, grpo, reinforce"):
+        compute_advantages(torch.zeros(1, 3), mask, "gigpo")
 
 
 def test_gae_hand_computed():

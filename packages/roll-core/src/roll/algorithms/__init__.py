@@ -2,7 +2,9 @@
 
 from roll.algorithms.functionals import (
     AdaptiveKLController,
+    AdvantageEstimator,
     FixedKLController,
+    advantage_estimators,
     agg_loss,
     compute_advantages,
     discounted_returns,
@@ -17,13 +19,16 @@ from roll.algorithms.functionals import (
     masked_var,
     masked_whiten,
     ppo_policy_loss,
+    register_advantage_estimator,
     token_level_rewards,
     value_loss,
 )
 
 __all__ = [
     "AdaptiveKLController",
+    "AdvantageEstimator",
     "FixedKLController",
+    "advantage_estimators",
     "agg_loss",
     "compute_advantages",
     "discounted_returns",
@@ -38,6 +43,7 @@ __all__ = [
     "masked_var",
     "masked_whiten",
     "ppo_policy_loss",
+    "register_advantage_estimator",
     "token_level_rewards",
     "value_loss",
 ]

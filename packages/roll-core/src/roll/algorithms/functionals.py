@@ -6,7 +6,7 @@ Shapes: B samples, T response-aligned positions (position t scores the token at 
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 
 import torch
 
@@ -161,6 +161,41 @@ def gae_advantages(
     return adv, adv + values
 
 
+AdvantageEstimator = Callable[
+    [torch.Tensor, torch.Tensor, float, float, "torch.Tensor | None"], tuple[torch.Tensor, torch.Tensor]
+]
+_ESTIMATORS: dict[str, AdvantageEstimator] = {}
+
+
+def register_advantage_estimator(name: str) -> Callable[[AdvantageEstimator], AdvantageEstimator]:
+    """Register `fn(token_rewards, mask, gamma, lambd, values) -> (advantages, returns)` as `adv_estimator:
+    name` (whitening, masking and clipping stay in compute_advantages)."""
+
+    def register(fn: AdvantageEstimator) -> AdvantageEstimator:
+        _ESTIMATORS[name] = fn
+        return fn
+
+    return register
+
+
+def advantage_estimators() -> list[str]:
+    return sorted(_ESTIMATORS)
+
+
+@register_advantage_estimator("gae")
+def _gae(rewards, mask, gamma, lambd, values):
+    if values is None:
+        raise ValueError("gae needs values from a critic")
+    return gae_advantages(rewards, values.float(), mask, gamma, lambd)
+
+
+@register_advantage_estimator("grpo")  # the group baseline is in the reward normalisation before this
+@register_advantage_estimator("reinforce")  # REINFORCE++: whitened discounted returns
+def _discounted(rewards, mask, gamma, lambd, values):
+    adv = discounted_returns(rewards, gamma)
+    return adv, adv.clone()
+
+
 def compute_advantages(
     token_rewards: torch.Tensor,
     mask: torch.Tensor,
@@ -172,7 +207,7 @@ def compute_advantages(
     whiten_advantages: bool = False,
     advantage_clip: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
-    """(advantages, returns, metrics) for grpo | reinforce (REINFORCE++) | gae; masked, whitened, clipped."""
+    """(advantages, returns, metrics) from the registered `estimator`; masked, whitened, clipped."""
     metrics: dict[str, float] = {}
     mask = mask.float()
     if mask.sum() < 2:  # whitening is undefined below 2 tokens
@@ -180,17 +215,11 @@ def compute_advantages(
     r = token_rewards.float()
     if whiten_rewards:
         r = masked_whiten(r, mask) * mask
-    if estimator == "gae":
-        if values is None:
-            raise ValueError("gae needs values from a critic")
-        adv, returns = gae_advantages(r, values.float(), mask, gamma, lambd)
-    elif estimator in ("grpo", "reinforce"):
-        adv = discounted_returns(r, gamma)
-        returns = adv.clone()
-    else:
+    if estimator not in _ESTIMATORS:
         raise NotImplementedError(
-            f"advantage estimator {estimator!r} is not implemented (grpo, reinforce, gae)"
+            f"advantage estimator {estimator!r} is not implemented ({', '.join(advantage_estimators())})"
         )
+    adv, returns = _ESTIMATORS[estimator](r, mask, gamma, lambd, values)
     if whiten_advantages:
         adv = masked_whiten(adv, mask)
     adv = adv * mask

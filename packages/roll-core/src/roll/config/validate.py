@@ -23,7 +23,6 @@ from roll.config.schema import (
 )
 from roll.distributed.placement import DeviceMappingError, RolePlacement, colocation, parse_device_mapping
 
-ADV_ESTIMATORS = {"grpo", "reinforce", "gae"}
 ADV_NOT_BUILT = {"gigpo", "step_reinforce", "agentic_reinforce"}
 NORM_METHODS = {"identity", "mean", "mean_std", "asym_clip"}
 LOSS_AGG_MODES = {"token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"}
@@ -112,13 +111,15 @@ def validate(
             platform = current_platform()
 
     # --- algorithm choices
+    from roll.algorithms.functionals import advantage_estimators  # torch: only once a config is checked
+
     if cfg.adv_estimator in ADV_NOT_BUILT:
         err(
             "adv_estimator",
             f"{cfg.adv_estimator!r} is not implemented in roll-core 0.1; use grpo, reinforce or gae",
         )
-    elif cfg.adv_estimator not in ADV_ESTIMATORS:
-        err("adv_estimator", f"unknown estimator {cfg.adv_estimator!r}; one of {sorted(ADV_ESTIMATORS)}")
+    elif cfg.adv_estimator not in advantage_estimators():
+        err("adv_estimator", f"unknown estimator {cfg.adv_estimator!r}; one of {advantage_estimators()}")
     if cfg.reward_normalization.method not in NORM_METHODS:
         err(
             "reward_normalization.method",

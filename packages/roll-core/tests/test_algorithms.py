@@ -214,3 +214,31 @@ def test_lr_schedules():
     assert [round(f(s), 4) for s in (0, 1, 2, 6, 10)] == [0.5, 1.0, 1.0, 0.5, 0.0]
     assert lr_lambda("linear", 0, 4)(2) == 0.5
     assert lr_lambda("constant", 0, 4)(3) == 1.0
+
+
+def test_advantage_stage_normalises_scores_per_group_and_spreads_them_over_response_tokens():
+    """Two groups of two episodes, GRPO with mean_std per traj_group_id: each episode's advantage is its
+    score's z-score within its group, on its model tokens only; the batch gains advantages and returns."""
+    from roll.agentic.advantage_stage import advantage_stage
+    from roll.agentic.env_manager import Trajectory
+    from roll.agentic.pipeline import collate
+    from roll.config.schema import AgenticConfig
+
+    def traj(group: str, score: float) -> Trajectory:
+        return Trajectory(
+            env_id=0, group_id=0, tag="T", traj_group_id=group, traj_id=f"{group}-{score}", episode_id=0,
+            seed=0, input_ids=[5, 6, 7, 8], model_token=[0, 0, 1, 1], infer_logprobs=[0.0] * 4,
+            prompt_length=2, step_scores=[score],
+        )  # fmt: skip
+
+    trajs = [traj("a", 1.0), traj("a", 3.0), traj("b", 0.0), traj("b", 0.0)]
+    cfg = AgenticConfig(adv_estimator="grpo")
+    cfg.reward_normalization.grouping, cfg.reward_normalization.method = "traj_group_id", "mean_std"
+    batch = collate(trajs, pad_id=0)
+    metrics = advantage_stage(batch, trajs, cfg, values=None, kl_ctrl=None)
+    adv, mask = batch["advantages"], batch["response_mask"]
+    per_episode = (adv * mask).sum(1) / mask.sum(1)
+    z = 1 / math.sqrt(2)  # (3 − 2) / std([1, 3]) with the unbiased std
+    assert close(per_episode, [-z, z, 0.0, 0.0], tol=1e-4)
+    assert close(adv * (1 - mask), torch.zeros_like(adv))  # nothing on prompt or padding tokens
+    assert torch.equal(batch["returns"], adv) and metrics["critic/score/max"] == 3.0

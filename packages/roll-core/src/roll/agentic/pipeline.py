@@ -1,4 +1,4 @@
-"""The agentic pipeline: rollout → rewards/advantages (driver, pure functions) → train → weight sync.
+"""The agentic pipeline: rollout → rewards and advantages (`advantage_stage`, on the driver) → train → weight sync.
 
 Validation every `eval_steps`, metrics with ROLL's names to stdout/JSONL/TensorBoard, checkpoints every
 `save_steps` (model, optimizer, scheduler, RNG, step, scheduler state) and `resume_from_checkpoint`.
@@ -18,26 +18,19 @@ from typing import Any
 import numpy as np
 import torch
 
+from roll.agentic.advantage_stage import advantage_stage
 from roll.agentic.async_rollout import AsyncRollout
 from roll.agentic.env_manager import ChatFormatter, Trajectory, TrajEnvManager
 from roll.agentic.scheduler import RolloutScheduler
+from roll.agentic.step_metrics import stats, trajectory_metrics
 from roll.agentic.tracking import Tracker
-from roll.algorithms import (
-    compute_advantages,
-    group_reward_norm,
-    kl_estimate,
-    make_kl_controller,
-    masked_mean,
-    token_level_rewards,
-)
+from roll.algorithms import make_kl_controller, masked_mean
 from roll.config.schema import AgenticConfig
 from roll.config.validate import world_size_of
 from roll.distributed.cluster import Cluster
 from roll.distributed.placement import parse_device_mapping
 from roll.strategies.base import LossConfig
 from roll.strategies.registry import strategy_spec
-
-GROUPING_KEYS = {"batch", "traj_group_id", "tags", "tag", "group_id", "env_id", "traj_id"}
 
 
 def collate(trajs: list[Trajectory], pad_id: int) -> dict[str, torch.Tensor]:
@@ -60,45 +53,6 @@ def collate(trajs: list[Trajectory], pad_id: int) -> dict[str, torch.Tensor]:
         "response_mask": model_tok[:, 1:].contiguous(),
         "infer_logprobs": infer_lp[:, 1:].contiguous(),
     }
-
-
-def _stats(prefix: str, values, out: dict[str, float]) -> None:
-    v = torch.as_tensor(values, dtype=torch.float32).flatten()
-    if v.numel() == 0:
-        return
-    out[f"{prefix}/mean"], out[f"{prefix}/max"], out[f"{prefix}/min"] = (
-        float(v.mean()),
-        float(v.max()),
-        float(v.min()),
-    )
-
-
-def trajectory_metrics(trajs: list[Trajectory], prefix: str = "") -> dict[str, float]:
-    """rollout/score/*, lengths, env/<tag>/<metric> (val: val/score/*, val/<tag>/score/*, val/env/...)."""
-    out: dict[str, float] = {}
-    head = "val" if prefix == "val" else "rollout"
-    _stats(f"{head}/score", [t.episode_score for t in trajs], out)
-    if head == "rollout":
-        _stats("rollout/response_length", [t.response_length for t in trajs], out)
-        _stats("rollout/prompt_length", [t.prompt_length for t in trajs], out)
-        _stats("rollout/non_prompt_length", [len(t.input_ids) - t.prompt_length for t in trajs], out)
-        turns = sum(max(1, len(t.step_scores)) for t in trajs)
-        out["env/response_length"] = sum(t.response_length for t in trajs) / max(1, turns)
-    by_tag: dict[str, list[Trajectory]] = {}
-    for t in trajs:
-        by_tag.setdefault(t.tag, []).append(t)
-    env_prefix = "val/env" if head == "val" else "env"
-    for tag, ts in by_tag.items():
-        if head == "val":
-            groups: dict[str, list[float]] = {}
-            for t in ts:
-                groups.setdefault(t.traj_group_id, []).append(t.episode_score)
-            _stats(f"val/{tag}/score", [sum(g) / len(g) for g in groups.values()], out)
-        keys = sorted({k for t in ts for k in t.metrics})
-        for k in keys:
-            vals = [t.metrics[k] for t in ts if k in t.metrics]
-            out[f"{env_prefix}/{tag}/{k}"] = sum(vals) / len(vals)
-    return out
 
 
 def manager_class(cfg: AgenticConfig, mgr) -> type[TrajEnvManager]:
@@ -335,7 +289,7 @@ class AgenticPipeline:
             trajs, sched_metrics = self.schedulers["train"].get_batch(cfg.rollout_batch_size)
         metrics["time/step_rollout"] = time.perf_counter() - t0
         metrics.update(sched_metrics)
-        _stats("rollout/staleness", [step - t.policy_version for t in trajs], metrics)
+        stats("rollout/staleness", [step - t.policy_version for t in trajs], metrics)
         metrics.update(trajectory_metrics(trajs))
         batch = collate(trajs, self.tokenizer.pad_token_id)
         mask = batch["response_mask"]
@@ -357,50 +311,11 @@ class AgenticPipeline:
 
         # ---- rewards and advantages on the driver
         t0 = time.perf_counter()
-        scores = torch.tensor([t.episode_score for t in trajs], dtype=torch.float32)
-        grouping = cfg.reward_normalization.grouping
-        keys = None if grouping == "batch" else [self._group_key(t, grouping) for t in trajs]
-        response_rewards = group_reward_norm(scores, keys, cfg.reward_normalization.method)
-        if cfg.reward_clip is not None:
-            response_rewards = response_rewards.clamp(-cfg.reward_clip, cfg.reward_clip)
-        token_rewards = token_level_rewards(response_rewards, mask)
-        if self.reference is not None:
-            lp = batch.get("old_log_probs", batch["infer_logprobs"] * mask)
-            kl = kl_estimate(lp, batch["ref_log_probs"], cfg.kl_penalty) * mask
-            current_kl = float(masked_mean(kl, mask))
-            metrics["critic/kl"] = current_kl
-            metrics["critic/kl_coef"] = self.kl_ctrl.value
-            if cfg.add_token_level_kl:
-                token_rewards = token_rewards - self.kl_ctrl.value * kl
-            self.kl_ctrl.update(current_kl, len(trajs))
-        if cfg.reward_clip is not None:
-            clipped = (token_rewards.abs() > cfg.reward_clip).float()
-            metrics["critic/reward_clip_frac"] = float(masked_mean(clipped, mask))
-            token_rewards = token_rewards.clamp(-cfg.reward_clip, cfg.reward_clip)
-        adv, returns, adv_metrics = compute_advantages(
-            token_rewards,
-            mask,
-            cfg.adv_estimator,
-            cfg.gamma,
-            cfg.lambd,
-            values,
-            cfg.whiten_rewards,
-            cfg.whiten_advantages,
-            cfg.advantage_clip,
-        )
-        metrics.update(adv_metrics)
-        batch["advantages"] = adv
-        batch["returns"] = returns
-        _stats("critic/score", scores, metrics)
-        _stats("critic/rewards", (token_rewards * mask).sum(1), metrics)
-        valid = mask > 0
-        _stats("critic/advantages", adv[valid], metrics)
-        _stats("critic/returns", returns[valid], metrics)
-        if values is not None:
-            _stats("critic/values", values[valid], metrics)
-        _stats("tokens/response_length", mask.sum(1), metrics)
-        _stats("tokens/prompt_length", [t.prompt_length for t in trajs], metrics)
-        _stats("tokens/non_prompt_length", [len(t.input_ids) - t.prompt_length for t in trajs], metrics)
+        kl_ctrl = self.kl_ctrl if self.reference is not None else None
+        metrics.update(advantage_stage(batch, trajs, cfg, values, kl_ctrl))
+        stats("tokens/response_length", mask.sum(1), metrics)
+        stats("tokens/prompt_length", [t.prompt_length for t in trajs], metrics)
+        stats("tokens/non_prompt_length", [len(t.input_ids) - t.prompt_length for t in trajs], metrics)
         metrics["time/step_adv"] = time.perf_counter() - t0
 
         # ---- train, then sync weights to the inference workers
@@ -449,16 +364,6 @@ class AgenticPipeline:
         if (step > 0 and step % cfg.save_steps == 0) or step == cfg.max_steps - 1:
             self.save_checkpoint(step)
         return metrics
-
-    @staticmethod
-    def _group_key(t: Trajectory, grouping: str):
-        if grouping == "traj_group_id":
-            return t.traj_group_id
-        if grouping in ("tags", "tag"):
-            return t.tag
-        if grouping in ("group_id", "env_id", "traj_id"):
-            return getattr(t, grouping)
-        raise ValueError(f"reward_normalization.grouping {grouping!r} is not one of {sorted(GROUPING_KEYS)}")
 
     def sync_weights(self, version: int) -> None:
         """actor_train → actor_infer; `version` = train steps in these weights. Waits for in-flight generation."""

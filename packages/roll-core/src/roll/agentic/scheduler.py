@@ -18,16 +18,13 @@ from typing import Any
 from roll.agentic.env_calls import fmt_seconds
 from roll.agentic.env_manager import EnvFailure, EnvSlot, Trajectory, TrajEnvManager
 from roll.config.schema import AgenticConfig, EnvManagerConfig
+from roll.errors import EnvChurnError
 
 logger = logging.getLogger(__name__)
 
 
 class RolloutTimeout(TimeoutError):
     """A batch did not complete within rollout_timeout_s."""
-
-
-class EnvChurnError(RuntimeError):
-    """A batch replaced more envs than its budget, or its groups kept failing: the message names why."""
 
 
 RETRY_BACKOFF_S = (1.0, 2.0, 4.0, 8.0)  # pause before the n-th round that retries failed episodes

@@ -22,16 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from roll.config.schema import AgenticConfig
-
-
-class ConfigError(ValueError):
-    """One or more configuration problems; `problems` holds (path, message) pairs, all reported at once."""
-
-    def __init__(self, problems: list[tuple[str, str]], source: str = "") -> None:
-        self.problems = problems
-        head = f"invalid configuration{f' {source}' if source else ''}: {len(problems)} problem(s)"
-        lines = [head] + [f"  - {path or '<root>'}: {msg}" for path, msg in problems]
-        super().__init__("\n".join(lines))
+from roll.errors import ConfigError
 
 
 def _read_yaml(path: Path) -> dict:

@@ -11,9 +11,7 @@ import ast
 from dataclasses import dataclass, field
 from typing import Any
 
-
-class DeviceMappingError(ValueError):
-    """A device_mapping value that is not a list of device ids in the accepted grammar."""
+from roll.errors import DeviceMappingError
 
 
 def _eval_node(node: ast.AST, text: str) -> list[int] | int:

@@ -8,10 +8,7 @@ import contextlib
 from typing import Any
 
 from roll.envs.event_loop import run_sync
-
-
-class GameServerClosed(ConnectionError):
-    """The game server closed its end (it exited, or the rocklet could not reach it)."""
+from roll.errors import GameServerClosed
 
 
 class GameLink:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, ClassVar
 
+from roll.errors import PlatformUnavailable
+
 ENTRY_POINT_GROUP = "roll.platforms"
 
 
@@ -144,10 +146,6 @@ def current_platform() -> type[Platform]:
     """The available platform with the highest priority (cuda over cpu; plugins set their own)."""
     candidates = [p for p in available_platforms().values() if p.is_available()]
     return max(candidates, key=lambda p: p.priority)
-
-
-class PlatformUnavailable(RuntimeError):
-    """The configured platform exists but cannot run on this machine; the message says why in one line."""
 
 
 def select_platform(name: str = "auto", require_available: bool = True) -> type[Platform]:

@@ -6,9 +6,7 @@ import importlib
 import importlib.util
 from dataclasses import dataclass
 
-
-class StrategyUnavailable(RuntimeError):
-    """A recognised strategy name whose backend this build or machine cannot run."""
+from roll.errors import StrategyUnavailable
 
 
 @dataclass(frozen=True)

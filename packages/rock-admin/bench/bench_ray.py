@@ -25,8 +25,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_admin import bench_burst, bench_sequential
 
-from rock_admin.testing_ray import local_ray_cluster
 from rock_admin.testing import running_admin
+from rock_admin.testing_ray import local_ray_cluster
 
 GIB = 1024**3
 #: Worker nodes big enough that reservations never limit the benchmark (CPUs are Ray's accounting here).

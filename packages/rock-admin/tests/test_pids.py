@@ -63,9 +63,9 @@ def test_budget_refuses_a_start_and_a_fork_bomb_stays_in_its_sandbox(tmp_path: P
 
 
 def test_bad_pids_settings_are_named(tmp_path: Path) -> None:
-    from rock_admin.config import AdminConfig, ConfigError
+    from rock_admin.config import AdminConfig, AdminConfigError
 
-    with pytest.raises(ConfigError, match="pids_max"):
+    with pytest.raises(AdminConfigError, match="pids_max"):
         AdminConfig.load(env={}, state_dir=str(tmp_path), pids_max=2)
-    with pytest.raises(ConfigError, match="pids_budget"):
+    with pytest.raises(AdminConfigError, match="pids_budget"):
         AdminConfig.load(env={}, state_dir=str(tmp_path), pids_budget=-5)

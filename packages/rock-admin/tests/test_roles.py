@@ -19,7 +19,7 @@ import pytest
 from rock.sdk.sandbox.client import Sandbox
 from rock.sdk.sandbox.config import SandboxConfig
 from rock.sdk.sandbox.request import CreateBashSessionRequest
-from rock_admin.config import AdminConfig, ConfigError
+from rock_admin.config import AdminConfig, AdminConfigError
 from rock_admin.testing import Admin, failed, ok, running_admin, start_sandbox
 
 KEY = "cluster-key"
@@ -236,5 +236,5 @@ def test_faults_killed_rocklet_and_kill9_of_the_write_node(tmp_path: Path) -> No
     ],
 )
 def test_bad_cluster_settings_name_the_field(settings: dict[str, str], field: str, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=f"^{field}:"):
+    with pytest.raises(AdminConfigError, match=f"^{field}:"):
         AdminConfig.load(env={}, state_dir=str(tmp_path), **settings)

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from rock_admin import __version__
-from rock_admin.config import AdminConfig, ConfigError
+from rock_admin.config import AdminConfig, AdminConfigError
 
 
 class JsonFormatter(logging.Formatter):
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             overrides.update(host=args.host, port=args.port, log_level=args.log_level, role=args.role)
             overrides.update(write_url=args.write_url, store=args.store, redis_url=args.redis_url)
         config = AdminConfig.load(args.config, **overrides)
-    except (ConfigError, NotImplementedError, OSError) as exc:
+    except (AdminConfigError, NotImplementedError, OSError) as exc:
         print(f"rock-admin: {exc}", file=sys.stderr)
         return 2
     if args.command == "image":
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         app = create_app(config)
-    except ConfigError as exc:  # e.g. a store that cannot be reached
+    except AdminConfigError as exc:  # e.g. a store that cannot be reached
         print(f"rock-admin: {exc}", file=sys.stderr)
         return 2
     uvicorn.run(

@@ -15,11 +15,9 @@ from typing import Any
 
 import yaml
 
+from rock_admin.errors import AdminConfigError
+
 RUNTIMES = ("process", "docker")
-
-
-class ConfigError(ValueError):
-    """A bad setting; the message names it."""
 
 
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
@@ -27,21 +25,21 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:ib|i|b)?\s*$", re.IGNOREC
 
 
 def parse_size(value: str | int | float, field_name: str = "memory") -> int:
-    """`8g`, `512m`, `1.5G`, `1024Ki`... or a number of bytes → bytes. Raises `ConfigError` naming the field."""
+    """`8g`, `512m`, `1.5G`, `1024Ki`... or a number of bytes → bytes. Raises `AdminConfigError` naming the field."""
     if isinstance(value, bool):
-        raise ConfigError(f"{field_name}: expected a size like '8g' or '512m', got {value!r}")
+        raise AdminConfigError(f"{field_name}: expected a size like '8g' or '512m', got {value!r}")
     if isinstance(value, (int, float)):
         if value <= 0:
-            raise ConfigError(f"{field_name}: must be positive, got {value!r}")
+            raise AdminConfigError(f"{field_name}: must be positive, got {value!r}")
         return int(value)
     match = _SIZE.match(str(value))
     if not match:
-        raise ConfigError(
+        raise AdminConfigError(
             f"{field_name}: expected a size like '8g', '512m' or a number of bytes, got {value!r}"
         )
     number = float(match.group(1)) * _UNITS[match.group(2).lower()]
     if number <= 0:
-        raise ConfigError(f"{field_name}: must be positive, got {value!r}")
+        raise AdminConfigError(f"{field_name}: must be positive, got {value!r}")
     return int(number)
 
 
@@ -154,10 +152,12 @@ class AdminConfig:
         if path:
             data = yaml.safe_load(Path(path).read_text()) or {}
             if not isinstance(data, dict):
-                raise ConfigError(f"{path}: expected a mapping of settings")
+                raise AdminConfigError(f"{path}: expected a mapping of settings")
             for key, value in data.items():
                 if key not in known:
-                    raise ConfigError(f"{path}: unknown setting {key!r} (known: {', '.join(sorted(known))})")
+                    raise AdminConfigError(
+                        f"{path}: unknown setting {key!r} (known: {', '.join(sorted(known))})"
+                    )
                 values[key] = value
         for name, f in known.items():
             raw = env.get(f"ROCK_ADMIN_{name.upper()}")
@@ -180,68 +180,70 @@ class AdminConfig:
     def _validate_cluster(self) -> None:
         """`store`, `role`, `write_url`, `redis_url`, `redis_prefix`."""
         if self.store not in ("sqlite", "redis"):
-            raise ConfigError(f"store: unknown store {self.store!r} (available: sqlite, redis)")
+            raise AdminConfigError(f"store: unknown store {self.store!r} (available: sqlite, redis)")
         if self.role not in ("all", "read", "write"):
-            raise ConfigError(f"role: expected all, read or write, got {self.role!r}")
+            raise AdminConfigError(f"role: expected all, read or write, got {self.role!r}")
         if self.role == "read" and not self.write_url:
-            raise ConfigError(
+            raise AdminConfigError(
                 "write_url: a read node needs the write node's URL (e.g. http://127.0.0.1:8080)"
             )
         if self.write_url and not re.match(r"^https?://[^/\s]+/?$", self.write_url):
-            raise ConfigError(f"write_url: expected http(s)://host:port, got {self.write_url!r}")
+            raise AdminConfigError(f"write_url: expected http(s)://host:port, got {self.write_url!r}")
         self.write_url = self.write_url.rstrip("/")
         if self.store == "redis" and not re.match(r"^(redis|rediss|unix)://", self.redis_url):
-            raise ConfigError(f"redis_url: expected redis://host:port/db, got {self.redis_url!r}")
+            raise AdminConfigError(f"redis_url: expected redis://host:port/db, got {self.redis_url!r}")
         if not re.match(r"^[A-Za-z0-9_.:-]+$", self.redis_prefix):
-            raise ConfigError(
+            raise AdminConfigError(
                 f"redis_prefix: use letters, digits, '_', '.', ':', '-', got {self.redis_prefix!r}"
             )
 
     def _validate_docker(self) -> None:
         if self.docker_network not in ("none", "bridge"):
-            raise ConfigError(f"docker_network: expected none or bridge, got {self.docker_network!r}")
+            raise AdminConfigError(f"docker_network: expected none or bridge, got {self.docker_network!r}")
         if self.docker_concurrency < 1:
-            raise ConfigError(f"docker_concurrency: must be at least 1, got {self.docker_concurrency!r}")
+            raise AdminConfigError(f"docker_concurrency: must be at least 1, got {self.docker_concurrency!r}")
         if importlib.util.find_spec("docker") is None:
-            raise ConfigError("runtime: 'docker' needs the docker SDK: pip install 'rock-admin[docker]'")
+            raise AdminConfigError("runtime: 'docker' needs the docker SDK: pip install 'rock-admin[docker]'")
 
     def validate(self) -> None:
         if self.runtime == "ray":
-            raise ConfigError(
+            raise AdminConfigError(
                 "runtime: 'ray' is a scheduler; use scheduler: ray (runtime: process on each node)"
             )
         if self.runtime not in RUNTIMES:
-            raise ConfigError(f"runtime: unknown runtime {self.runtime!r} (available: {', '.join(RUNTIMES)})")
+            raise AdminConfigError(
+                f"runtime: unknown runtime {self.runtime!r} (available: {', '.join(RUNTIMES)})"
+            )
         if self.runtime == "docker":
             self._validate_docker()
         self._validate_cluster()
         if self.scheduler not in ("local", "ray"):
-            raise ConfigError(f"scheduler: expected local or ray, got {self.scheduler!r}")
+            raise AdminConfigError(f"scheduler: expected local or ray, got {self.scheduler!r}")
         if self.ray_dial not in ("auto", "url"):
-            raise ConfigError(f"ray_dial: expected auto or url, got {self.ray_dial!r}")
+            raise AdminConfigError(f"ray_dial: expected auto or url, got {self.ray_dial!r}")
         if self.ray_placement_timeout < 0:
-            raise ConfigError(
+            raise AdminConfigError(
                 f"ray_placement_timeout: must be >= 0 (0 = startup_timeout), got {self.ray_placement_timeout!r}"
             )
         if self.isolation not in ("auto", "namespaces", "none"):
-            raise ConfigError(f"isolation: expected auto, namespaces or none, got {self.isolation!r}")
+            raise AdminConfigError(f"isolation: expected auto, namespaces or none, got {self.isolation!r}")
         if self.userns not in ("auto", "on", "off"):
-            raise ConfigError(f"userns: expected auto, on or off, got {self.userns!r}")
+            raise AdminConfigError(f"userns: expected auto, on or off, got {self.userns!r}")
         if not 1 <= self.userns_base <= 2**31 - 65536:
-            raise ConfigError(f"userns_base: expected 1 .. 2**31 - 65536, got {self.userns_base!r}")
+            raise AdminConfigError(f"userns_base: expected 1 .. 2**31 - 65536, got {self.userns_base!r}")
         if self.gem_mode not in ("sandbox", "pooled"):
-            raise ConfigError(f"gem_mode: expected sandbox or pooled, got {self.gem_mode!r}")
+            raise AdminConfigError(f"gem_mode: expected sandbox or pooled, got {self.gem_mode!r}")
         parse_size(self.max_memory, "max_memory")
         for name in ("rocklet_call_timeout", "health_timeout", "health_interval"):
             value = getattr(self, name)
             if not (value >= 0) or (name == "rocklet_call_timeout" and not value > 0):
-                raise ConfigError(f"{name}: must be a positive number of seconds, got {value!r}")
+                raise AdminConfigError(f"{name}: must be a positive number of seconds, got {value!r}")
         if self.pids_max < 8:
-            raise ConfigError(
+            raise AdminConfigError(
                 f"pids_max: a sandbox needs at least 8 (init, rocklet, a shell), got {self.pids_max!r}"
             )
         if self.pids_budget < -1 or self.pids_reserve < 0:
-            raise ConfigError(
+            raise AdminConfigError(
                 f"pids_budget: expected -1 (none), 0 (derived) or a count, and pids_reserve >= 0, "
                 f"got {self.pids_budget!r}, {self.pids_reserve!r}"
             )

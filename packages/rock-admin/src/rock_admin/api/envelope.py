@@ -24,7 +24,7 @@ from rock.exceptions import (
     RemoteException,
     RockletException,
 )
-from rock_admin.service.lifecycle import SandboxError
+from rock_admin.service.lifecycle import ServiceError
 
 log = logging.getLogger("rock_admin.api")
 T = TypeVar("T")
@@ -131,7 +131,7 @@ def class_path(exc: BaseException) -> str:
 
 def from_exception(exc: BaseException, sandbox_id: str | None = None) -> Response[bytes]:
     where = f" (sandbox {sandbox_id})" if sandbox_id else ""
-    if isinstance(exc, SandboxError):
+    if isinstance(exc, ServiceError):
         return failed(str(exc), exc.code)
     if isinstance(exc, ValidationError):
         return failed("invalid parameter", CODE_BAD_REQUEST, error=str(exc))

@@ -16,7 +16,7 @@ from rock.actions import GEM_API_PREFIX, EnvCloseRequest, EnvMakeRequest, EnvRes
 from rock_admin.api.envelope import class_path, raw_body_operation
 from rock_admin.service.errors import RockletTimeoutError
 from rock_admin.service.gem import GemService
-from rock_admin.service.lifecycle import SandboxError, SandboxNotFoundError, SandboxNotRunningError
+from rock_admin.service.lifecycle import SandboxNotFoundError, SandboxNotRunningError, ServiceError
 
 
 class GemError(BaseModel):
@@ -47,7 +47,7 @@ async def _reply(call: Any) -> Response[Any]:
         return Response({"detail": str(exc)}, status_code=404)
     except RockletTimeoutError as exc:
         return Response({"detail": str(exc)}, status_code=504)
-    except SandboxError as exc:
+    except ServiceError as exc:
         return Response({"detail": str(exc)}, status_code=400 if exc.code == 4000 else 500)
     except (ValueError, LookupError, RuntimeError, OSError) as exc:
         return Response(

@@ -17,7 +17,7 @@ from websockets.asyncio.client import ClientConnection, connect, unix_connect
 from websockets.exceptions import ConnectionClosed
 
 from rock_admin.service.dataplane import DataPlane, Sandbox
-from rock_admin.service.errors import SandboxError
+from rock_admin.service.errors import ServiceError
 from rocklet.portforward import (
     INTERNAL_ERROR,
     NORMAL,
@@ -104,7 +104,7 @@ async def portforward(socket: WebSocket[Any, Any, Any], sandbox_id: str) -> None
     plane: DataPlane = socket.app.state.data
     try:
         sb, upstream = await _open(plane, sandbox_id, port)
-    except SandboxError as exc:
+    except ServiceError as exc:
         await close(socket, POLICY_VIOLATION, str(exc))
         return
     except Exception as exc:  # the rocklet refused or did not answer: say which sandbox and why

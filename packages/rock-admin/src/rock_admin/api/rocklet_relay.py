@@ -18,9 +18,9 @@ from litestar.response import Stream
 from rock_admin.service.dataplane import DataPlane
 from rock_admin.service.errors import (
     RockletTimeoutError,
-    SandboxError,
     SandboxNotFoundError,
     SandboxNotRunningError,
+    ServiceError,
 )
 from rock_admin.service.rawhttp import JSON
 from rocklet.errors import ROCK_CLIENT_HEADER
@@ -93,7 +93,7 @@ async def rocklet_relay(request: Request[Any, Any, Any], sandbox_id: str, path: 
     path = path.strip("/")
     try:
         plane.get(sandbox_id)  # a stranger is told what an unused id is told, whatever the path
-    except SandboxError as exc:
+    except ServiceError as exc:
         return _detail(_STATUS.get(type(exc), 400), str(exc))
     if (request.method, path) not in RELAYED:
         return _detail(404, f"path: /{path} ({request.method}) is not relayed to the rocklet")
@@ -116,7 +116,7 @@ async def rocklet_relay(request: Request[Any, Any, Any], sandbox_id: str, path: 
             headers=_DIALECT if ROCK_CLIENT_HEADER in request.headers else b"",
             content_type=content_type,
         )
-    except SandboxError as exc:
+    except ServiceError as exc:
         return _detail(_STATUS.get(type(exc), 400), str(exc))
     except (ConnectionError, OSError) as exc:
         return _detail(502, f"the sandbox's rocklet did not answer: {type(exc).__name__}: {exc}")

@@ -52,7 +52,7 @@ from rock_admin.api.model_service import model_service_routes
 from rock_admin.api.portforward import portforward
 from rock_admin.api.rocklet_relay import rocklet_relay
 from rock_admin.service.dataplane import DataPlane, Sandbox
-from rock_admin.service.lifecycle import SandboxError, SandboxService
+from rock_admin.service.lifecycle import SandboxService, ServiceError
 from rocklet.sessions.output import TRIM_OUTPUT_HEADER
 
 #: `start` waits this long for the sandbox to answer (as upstream).
@@ -212,7 +212,7 @@ async def delete_sandbox(request: Request[Any, Any, Any], data: SandboxIdRequest
     svc = _svc(request)
     try:
         if not data.sandbox_id:
-            raise SandboxError("sandbox_id is required")
+            raise ServiceError("sandbox_id is required")
         sb = await svc.delete(data.sandbox_id)
     except Exception as exc:
         return from_exception(exc)

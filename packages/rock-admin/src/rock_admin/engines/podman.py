@@ -22,15 +22,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from rock_admin.errors import PodmanError
+
 #: The image `ensure_base_image` builds, and the names it is tagged with as well.
 BASE_IMAGE = "localhost/rock-base:bookworm"
 BASE_TAGS = ("docker.io/library/python:3.11",)
 DEBIAN_MIRROR = os.environ.get("ROCK_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 CONTAINERS_CONF = '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n'
-
-
-class PodmanError(RuntimeError):
-    """Podman is missing, or one of its commands failed; the message has its output."""
 
 
 def podman_dir() -> Path:

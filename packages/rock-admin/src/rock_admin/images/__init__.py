@@ -18,9 +18,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-
-class UnknownImageError(LookupError):
-    """The image is not in the store; the message lists those that are."""
+from rock_admin.errors import UnknownImageError
 
 
 @dataclass

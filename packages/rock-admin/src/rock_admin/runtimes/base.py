@@ -11,10 +11,6 @@ from typing import Any
 from rock_admin.images import Image
 
 
-class SandboxStartError(RuntimeError):
-    """The runtime could not start the sandbox; the message says why."""
-
-
 @dataclass
 class SandboxSpec:
     sandbox_id: str

@@ -33,8 +33,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from rock_admin.errors import LaunchError
 from rock_admin.runtimes import linux, rootfs
-from rock_admin.runtimes.base import Endpoint, Handle, Runtime, SandboxSpec, SandboxStartError
+from rock_admin.runtimes.base import Endpoint, Handle, Runtime, SandboxSpec
 from rock_admin.runtimes.host import UDS_MAX, pid_start, python_paths
 from rocklet.config import SESSION_ENV_VAR
 
@@ -177,7 +178,7 @@ class DockerRuntime(Runtime):
     def _start(self, spec: SandboxSpec) -> Handle:
         errors = self._docker.errors
         if spec.pull not in PULL_POLICIES:
-            raise SandboxStartError(f"pull: expected one of {', '.join(PULL_POLICIES)}, got {spec.pull!r}")
+            raise LaunchError(f"pull: expected one of {', '.join(PULL_POLICIES)}, got {spec.pull!r}")
         image = self._image(spec.image.name, spec.pull)
         sdir = self.sandboxes_dir / spec.sandbox_id
         run_dir = sdir / "run"
@@ -195,16 +196,14 @@ class DockerRuntime(Runtime):
             if container is not None:  # no handle will name it: it goes now
                 with contextlib.suppress(errors.DockerException):
                     container.remove(force=True)
-            raise SandboxStartError(
-                f"the engine could not start the container: {self._engine_error(exc)}"
-            ) from exc
+            raise LaunchError(f"the engine could not start the container: {self._engine_error(exc)}") from exc
         state = container.attrs.get("State", {})
         pid = int(state.get("Pid") or 0)
         url = ""
         if self.network == "bridge":
             ports = container.attrs["NetworkSettings"]["Ports"].get(f"{ROCKLET_PORT}/tcp") or []
             if not ports:
-                raise SandboxStartError(f"the engine published no port for the rocklet ({ROCKLET_PORT}/tcp)")
+                raise LaunchError(f"the engine published no port for the rocklet ({ROCKLET_PORT}/tcp)")
             url = f"http://127.0.0.1:{ports[0]['HostPort']}"
         return Handle(
             sandbox_id=spec.sandbox_id,
@@ -229,15 +228,15 @@ class DockerRuntime(Runtime):
                 return self.client.images.get(name)
             except errors.ImageNotFound as exc:
                 if pull == "never":
-                    raise SandboxStartError(
+                    raise LaunchError(
                         f"image {name!r} is not on the engine and pull is 'never': {self._engine_error(exc)}"
                     ) from exc
             except errors.DockerException as exc:
-                raise SandboxStartError(f"the engine at {self.base_url}: {self._engine_error(exc)}") from exc
+                raise LaunchError(f"the engine at {self.base_url}: {self._engine_error(exc)}") from exc
         try:
             return self.client.images.pull(name)
         except errors.DockerException as exc:
-            raise SandboxStartError(f"image {name!r}: pull failed: {self._engine_error(exc)}") from exc
+            raise LaunchError(f"image {name!r}: pull failed: {self._engine_error(exc)}") from exc
 
     @staticmethod
     def _run_dir(run_dir: Path, disk_bytes: int) -> None:
@@ -480,7 +479,7 @@ class DockerRuntime(Runtime):
         try:
             ours = self.client.containers.list(all=True, filters={"label": f"{LABEL_ADMIN}={self.admin}"})
         except Exception as exc:  # requests' connection errors as well as the SDK's own
-            raise SandboxStartError(
+            raise LaunchError(
                 f"cannot reach the container engine at {self.base_url} (docker_host): {self._engine_error(exc)}"
             ) from exc
         for container in ours:

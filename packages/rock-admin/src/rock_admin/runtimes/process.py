@@ -27,8 +27,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from rock_admin.errors import LaunchError
 from rock_admin.runtimes import rootfs
-from rock_admin.runtimes.base import Endpoint, Handle, Runtime, SandboxSpec, SandboxStartError
+from rock_admin.runtimes.base import Endpoint, Handle, Runtime, SandboxSpec
 from rock_admin.runtimes.cgroups import Cgroups, Limits
 from rock_admin.runtimes.host import UDS_MAX, directory_via_fd, pid_start, python_paths, short_path
 from rock_admin.runtimes.userns import SIZE, UidRanges
@@ -69,9 +70,7 @@ class ProcessRuntime(Runtime):
         if isolation == "auto":
             isolation = "namespaces" if os.geteuid() == 0 else "none"
         if isolation == "namespaces" and os.geteuid() != 0:
-            raise SandboxStartError(
-                "isolation 'namespaces' needs the admin to run as root (use isolation: none)"
-            )
+            raise LaunchError("isolation 'namespaces' needs the admin to run as root (use isolation: none)")
         self.isolation = isolation
         if userns not in ("auto", "on", "off"):
             raise ValueError(f"userns: expected auto, on or off, got {userns!r}")
@@ -101,12 +100,12 @@ class ProcessRuntime(Runtime):
         finally:
             writer.close()
         if not line:
-            raise SandboxStartError("the sandbox zygote closed the connection without an answer")
+            raise LaunchError("the sandbox zygote closed the connection without an answer")
         return json.loads(line)
 
     async def ensure_zygote(self) -> int:
         """Reuse a zygote that answers on the control socket (it survives an admin restart), else start one."""
-        with contextlib.suppress(OSError, ValueError, KeyError, SandboxStartError, asyncio.TimeoutError):
+        with contextlib.suppress(OSError, ValueError, KeyError, LaunchError, asyncio.TimeoutError):
             reply = await asyncio.wait_for(self._request({"op": "ping"}), 5)
             if reply.get("build") == _build_id():
                 self._zygote_pid = int(reply["pid"])
@@ -131,15 +130,15 @@ class ProcessRuntime(Runtime):
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
-                raise SandboxStartError(
+                raise LaunchError(
                     f"the sandbox zygote exited with {proc.returncode}: "
                     f"{(self.state_dir / 'zygote.log').read_text(errors='replace')[-2000:]}"
                 )
-            with contextlib.suppress(OSError, ValueError, SandboxStartError):
+            with contextlib.suppress(OSError, ValueError, LaunchError):
                 await self._request({"op": "ping"})
                 break
             if time.monotonic() > deadline:
-                raise SandboxStartError("the sandbox zygote did not answer within 60 s")
+                raise LaunchError("the sandbox zygote did not answer within 60 s")
             await asyncio.sleep(0.05)
         self._zygote_pid = proc.pid
         log.info("zygote started", extra={"pid": proc.pid})
@@ -190,15 +189,15 @@ class ProcessRuntime(Runtime):
                 log.warning("sandbox zygote unreachable; starting a new one")
                 await self.ensure_zygote()
                 reply = await self._request(payload)
-        except (OSError, ValueError, SandboxStartError) as exc:
+        except (OSError, ValueError, LaunchError) as exc:
             await asyncio.to_thread(self.cgroups.remove, limits.dirs)
-            raise SandboxStartError(f"could not reach the sandbox zygote: {exc}") from exc
+            raise LaunchError(f"could not reach the sandbox zygote: {exc}") from exc
         if "error" in reply:
             if reply.get("pid"):
                 with contextlib.suppress(OSError):
                     os.kill(reply["pid"], signal.SIGKILL)
             await asyncio.to_thread(self.cgroups.remove, limits.dirs)
-            raise SandboxStartError(f"sandbox setup failed: {reply['error']}")
+            raise LaunchError(f"sandbox setup failed: {reply['error']}")
         pid = int(reply["pid"])
         kinds = "pid, mount, net, uts, ipc, cgroup" + (", user" if reply.get("userns") else "")
         if reply.get("userns_error"):
@@ -265,7 +264,7 @@ class ProcessRuntime(Runtime):
         rel = os.path.relpath(handle.uds, self.sandboxes_dir)
         path = f"{self._short_sandboxes}/{rel}"
         if len(path) > UDS_MAX:
-            raise SandboxStartError(f"socket path too long even shortened: {path} (use a shorter sandbox id)")
+            raise LaunchError(f"socket path too long even shortened: {path} (use a shorter sandbox id)")
         return path
 
     @property

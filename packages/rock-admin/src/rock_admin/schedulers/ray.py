@@ -32,7 +32,8 @@ from ray.util.placement_group import (
 )
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from rock_admin.runtimes.base import Endpoint, Handle, Runtime, SandboxSpec, SandboxStartError
+from rock_admin.errors import LaunchError
+from rock_admin.runtimes.base import Endpoint, Handle, Runtime, SandboxSpec
 from rock_admin.runtimes.host import UDS_MAX
 from rock_admin.schedulers.agent import NodeAgent
 
@@ -134,9 +135,7 @@ class RayScheduler(Runtime):
                 configure_logging=False,
             )
         except Exception as exc:
-            raise SandboxStartError(
-                f"ray_address {self.address!r}: cannot join the Ray cluster: {exc}"
-            ) from exc
+            raise LaunchError(f"ray_address {self.address!r}: cannot join the Ray cluster: {exc}") from exc
 
     def _agent(self, node_id: str) -> Any:
         """The node's agent: found by name (it outlives admins) or created, pinned to the node."""
@@ -210,7 +209,7 @@ class RayScheduler(Runtime):
         now = time.monotonic()
         nodes = [n for n in ray.nodes() if n["Alive"]]
         if not nodes:
-            raise SandboxStartError(f"ray_address {self.address!r}: the Ray cluster has no live node")
+            raise LaunchError(f"ray_address {self.address!r}: the Ray cluster has no live node")
         fits = [
             n
             for n in nodes
@@ -220,11 +219,11 @@ class RayScheduler(Runtime):
             big = [n for n in nodes if n["Resources"].get("CPU", 0) >= cpus]
             if not big:
                 top = max(n["Resources"].get("CPU", 0) for n in nodes)
-                raise SandboxStartError(
+                raise LaunchError(
                     f"no Ray node has cpus={cpus:g}: the largest has {top:g} CPUs ({len(nodes)} live nodes)"
                 )
             top = max(n["Resources"].get("memory", 0) for n in big)
-            raise SandboxStartError(
+            raise LaunchError(
                 f"no Ray node with cpus={cpus:g} has memory={_gib(memory)}: the most such a node has is "
                 f"{_gib(top)} ({len(nodes)} live nodes)"
             )
@@ -258,7 +257,7 @@ class RayScheduler(Runtime):
             if time.monotonic() >= deadline:
                 free = await self._call(ray.available_resources)
                 await self._call(remove_placement_group, pg)
-                raise SandboxStartError(
+                raise LaunchError(
                     f"no Ray node had cpus={spec.cpus:g} and memory={_gib(spec.memory_bytes)} free within "
                     f"{self.placement_timeout:g} s (ray_placement_timeout); free in the cluster now: "
                     f"{free.get('CPU', 0):g} CPUs, {_gib(free.get('memory', 0))}"
@@ -281,7 +280,7 @@ class RayScheduler(Runtime):
         except BaseException as exc:
             await asyncio.shield(self._call(remove_placement_group, pg))
             if isinstance(exc, RayError):
-                raise SandboxStartError(f"node {node_id}: {_cause(exc)}") from exc
+                raise LaunchError(f"node {node_id}: {_cause(exc)}") from exc
             raise
         with self._lock:
             self._load[node_id] = self._load.get(node_id, 0.0) + spec.cpus
@@ -344,7 +343,7 @@ class RayScheduler(Runtime):
         try:
             agent = self._existing_agent(handle.node_id)
             running = agent is not None and ray.get(agent.is_running.remote(handle), timeout=10)
-        except (RayError, GetTimeoutError, SandboxStartError):
+        except (RayError, GetTimeoutError, LaunchError):
             return False
         return bool(running)
 
@@ -373,7 +372,7 @@ class RayScheduler(Runtime):
             if agent is None:
                 return f"node {handle.node_id}: its agent is gone"
             return str(ray.get(agent.exit_reason.remote(handle), timeout=10))
-        except (RayError, GetTimeoutError, SandboxStartError) as exc:
+        except (RayError, GetTimeoutError, LaunchError) as exc:
             return f"node {handle.node_id}: {_cause(exc)}"
 
     def stop_zygote(self) -> None:

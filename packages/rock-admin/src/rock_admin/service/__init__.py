@@ -3,17 +3,17 @@ shares (and the read role's store-backed one), the read node's hop to the write 
 
 from rock_admin.service.dataplane import DataPlane, ReadPlane
 from rock_admin.service.lifecycle import (
-    SandboxError,
     SandboxNotFoundError,
     SandboxNotRunningError,
     SandboxService,
+    ServiceError,
 )
 
 __all__ = [
     "DataPlane",
     "ReadPlane",
-    "SandboxError",
     "SandboxNotFoundError",
     "SandboxNotRunningError",
     "SandboxService",
+    "ServiceError",
 ]

@@ -29,9 +29,9 @@ from rock_admin.service import tenancy
 from rock_admin.service.deadlines import Deadlines
 from rock_admin.service.errors import (
     RockletTimeoutError,
-    SandboxError,
     SandboxNotFoundError,
     SandboxNotRunningError,
+    ServiceError,
 )
 from rock_admin.service.metrics import Metrics
 from rock_admin.service.rawhttp import JSON, RawPool, Reply
@@ -262,7 +262,7 @@ class DataPlane(ABC):
     async def is_alive(self, sandbox_id: str | None) -> IsAliveResponse:
         try:
             sb = self.get(sandbox_id)
-        except SandboxError as exc:
+        except ServiceError as exc:
             return IsAliveResponse(is_alive=False, message=str(exc))
         if sb.state != "running" or sb.handle is None:
             reason = sb.record.get("failure_reason") or ""
@@ -390,7 +390,7 @@ class ReadPlane(DataPlane):
     def get(self, sandbox_id: str | None) -> Sandbox:
         """Fresh from the store (status calls must see what the write node did)."""
         if not sandbox_id:
-            raise SandboxError("sandbox_id is required")
+            raise ServiceError("sandbox_id is required")
         try:
             record = self._load(sandbox_id)
         except SandboxNotFoundError:

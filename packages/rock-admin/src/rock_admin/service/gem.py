@@ -22,7 +22,7 @@ from rock.actions import (
 from rock_admin.config import AdminConfig
 from rock_admin.service import tenancy
 from rock_admin.service.dataplane import DataPlane
-from rock_admin.service.lifecycle import SandboxError, SandboxService
+from rock_admin.service.lifecycle import SandboxService, ServiceError
 
 POOL_SEPARATOR = "/"
 
@@ -40,7 +40,7 @@ class GemService:
     @property
     def sandboxes(self) -> SandboxService:
         if self._sandboxes is None:  # a read node forwards make/close to the write node before this
-            raise SandboxError("GEM make/close are lifecycle calls: send them to a write node", 5000)
+            raise ServiceError("GEM make/close are lifecycle calls: send them to a write node", 5000)
         return self._sandboxes
 
     @property
@@ -54,7 +54,7 @@ class GemService:
         sb = await self.sandboxes.start(req)
         await self.sandboxes.wait_ready(sb, sb.record["startup_timeout"])
         if sb.state != "running":
-            raise SandboxError(
+            raise ServiceError(
                 f"GEM sandbox {sb.id} did not start ({sb.state}): {sb.record.get('failure_reason') or 'unknown'}",
                 5000,
             )
@@ -123,14 +123,14 @@ class GemService:
         try:
             body = json.loads(raw)
         except ValueError as exc:
-            raise SandboxError(f"invalid JSON body: {exc}") from None
+            raise ServiceError(f"invalid JSON body: {exc}") from None
         except RecursionError:
-            raise SandboxError("body: the JSON nests too deeply") from None
+            raise ServiceError("body: the JSON nests too deeply") from None
         handle = body.get("sandbox_id") if isinstance(body, dict) else None
         if not isinstance(handle, str) or not handle:
-            raise SandboxError("sandbox_id is required (the id `make` returned)")
+            raise ServiceError("sandbox_id is required (the id `make` returned)")
         if op == "step" and not isinstance(body.get("action"), str):
-            raise SandboxError("action: a string is required")
+            raise ServiceError("action: a string is required")
         sid, _ = self._route(handle)
         return await self.data.post_raw(sid, f"/env/{op}", raw)
 

@@ -18,19 +18,20 @@ import uuid
 from typing import Any
 
 from rock.actions import SandboxStartRequest
-from rock_admin.config import AdminConfig, ConfigError, host_pid_max, parse_size
+from rock_admin.config import AdminConfig, AdminConfigError, host_pid_max, parse_size
+from rock_admin.errors import LaunchError
 from rock_admin.images import ImageStore, UnknownImageError
-from rock_admin.runtimes import Endpoint, Handle, Runtime, SandboxSpec, SandboxStartError
+from rock_admin.runtimes import Endpoint, Handle, Runtime, SandboxSpec
 from rock_admin.service import tenancy, tokens
 from rock_admin.service.dataplane import DataPlane, Sandbox
-from rock_admin.service.errors import SandboxError, SandboxNotFoundError, SandboxNotRunningError
+from rock_admin.service.errors import SandboxNotFoundError, SandboxNotRunningError, ServiceError
 from rock_admin.service.metrics import Metrics
 from rock_admin.service.tokens import TokenKey
 from rock_admin.store import SandboxStore
 
 log = logging.getLogger("rock_admin.lifecycle")
 #: Re-exported: callers import these from here.
-__all__ = ["Metrics", "SandboxError", "SandboxNotFoundError", "SandboxNotRunningError", "SandboxService"]
+__all__ = ["Metrics", "SandboxNotFoundError", "SandboxNotRunningError", "SandboxService", "ServiceError"]
 
 #: Allowed transitions: event → (from states, to state).
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -53,7 +54,7 @@ def _disk_bytes(disk: str | None) -> int:
     """A record's `disk` in bytes; 0 (no limit) for records older than its validation that hold no size."""
     try:
         return parse_size(disk, "disk") if disk else 0
-    except ConfigError:
+    except AdminConfigError:
         return 0
 
 
@@ -135,7 +136,7 @@ class SandboxService(DataPlane):
         sources, target = TRANSITIONS[event]
         current = sb.state
         if current not in sources:
-            raise SandboxError(f"sandbox {sb.id}: cannot {event} from state {current}")
+            raise ServiceError(f"sandbox {sb.id}: cannot {event} from state {current}")
         now = time.time()
         rec = sb.record
         rec["state"] = target
@@ -176,7 +177,7 @@ class SandboxService(DataPlane):
 
     def get(self, sandbox_id: str | None) -> Sandbox:
         if not sandbox_id:
-            raise SandboxError("sandbox_id is required")
+            raise ServiceError("sandbox_id is required")
         sb = self.sandboxes.get(sandbox_id)
         if sb is not None:
             return self.visible(sb)
@@ -193,39 +194,39 @@ class SandboxService(DataPlane):
     def _validate(self, req: SandboxStartRequest) -> dict[str, Any]:
         try:
             memory_bytes = parse_size(req.memory, "memory")
-        except ConfigError as exc:
-            raise SandboxError(str(exc)) from None
+        except AdminConfigError as exc:
+            raise ServiceError(str(exc)) from None
         if memory_bytes > self.max_memory:
-            raise SandboxError(
+            raise ServiceError(
                 f"memory={req.memory} exceeds the maximum allowed per sandbox ({self.config.max_memory})"
             )
         if memory_bytes < 16 * 1024 * 1024:
-            raise SandboxError(f"memory={req.memory} is below the minimum of 16m")
+            raise ServiceError(f"memory={req.memory} is below the minimum of 16m")
         try:
             if parse_size(req.disk, "disk") < 16 * 1024 * 1024:
-                raise SandboxError(f"disk={req.disk} is below the minimum of 16m")
-        except ConfigError as exc:
-            raise SandboxError(str(exc)) from None
+                raise ServiceError(f"disk={req.disk} is below the minimum of 16m")
+        except AdminConfigError as exc:
+            raise ServiceError(str(exc)) from None
         for name, value in (("cpus", req.cpus), ("limit_cpus", req.limit_cpus)):
             if value is None or (name == "limit_cpus" and not value):
                 continue
             if not (value > 0) or math.isinf(value):
-                raise SandboxError(f"{name}={value} must be a positive number")
+                raise ServiceError(f"{name}={value} must be a positive number")
             if value < MIN_CPUS:
-                raise SandboxError(f"{name}={value:g} is below the minimum of {MIN_CPUS:g}")
+                raise ServiceError(f"{name}={value:g} is below the minimum of {MIN_CPUS:g}")
         cpus = req.limit_cpus if req.limit_cpus else req.cpus
         if cpus > self.config.max_cpus:
-            raise SandboxError(
+            raise ServiceError(
                 f"cpus={cpus} exceeds the maximum allowed per sandbox ({self.config.max_cpus:g})"
             )
         if req.num_gpus:
-            raise SandboxError(
+            raise ServiceError(
                 "num_gpus: GPUs are not supported by the process runtime (not implemented yet)"
             )
         if req.auto_archive_seconds is not None and req.auto_delete_seconds is not None:
-            raise SandboxError("auto_archive_seconds and auto_delete_seconds cannot be set together")
+            raise ServiceError("auto_archive_seconds and auto_delete_seconds cannot be set together")
         if len(req.image) > MAX_IMAGE or not _IMAGE.fullmatch(req.image):
-            raise SandboxError(
+            raise ServiceError(
                 f"image: expected a name like 'python:3.11' (at most {MAX_IMAGE} printable characters, no "
                 f"spaces), got {req.image[:80]!r}{'...' if len(req.image) > 80 else ''}"
             )
@@ -235,9 +236,9 @@ class SandboxService(DataPlane):
         except UnknownImageError as exc:  # as upstream: the start is accepted, its image_pull phase fails
             image_error = str(exc)
         except OSError as exc:  # the message names a host path: say only what failed
-            raise SandboxError(f"image {req.image!r}: cannot be looked up ({exc.strerror})") from None
+            raise ServiceError(f"image {req.image!r}: cannot be looked up ({exc.strerror})") from None
         if req.sandbox_id is not None and not _ID.fullmatch(req.sandbox_id):
-            raise SandboxError(
+            raise ServiceError(
                 f"sandbox_id {req.sandbox_id!r}: use 1-128 letters, digits, '_', '.', '-' (starting with a letter or digit)"
             )
         if req.auto_clear_seconds is not None:
@@ -249,12 +250,12 @@ class SandboxService(DataPlane):
         else:
             auto_clear = self.config.auto_clear_seconds
         if auto_clear < 0 or math.isnan(auto_clear):
-            raise SandboxError(f"auto_clear_seconds={auto_clear} must be >= 0 (0 = never)")
+            raise ServiceError(f"auto_clear_seconds={auto_clear} must be >= 0 (0 = never)")
         startup_timeout = (
             req.startup_timeout if req.startup_timeout is not None else self.config.startup_timeout
         )
         if not (startup_timeout > 0):
-            raise SandboxError(f"startup_timeout={startup_timeout} must be positive")
+            raise ServiceError(f"startup_timeout={startup_timeout} must be positive")
         return {
             "memory_bytes": memory_bytes,
             "cpus_limit": cpus,
@@ -271,7 +272,7 @@ class SandboxService(DataPlane):
         live = [sb for sb in self.sandboxes.values() if sb.state in LIVE_STATES]
         held = sum(sb.record.get("pids_max", self.config.pids_max) for sb in live)
         if held + pids_max > self.pids_budget:
-            raise SandboxError(
+            raise ServiceError(
                 f"pids_budget: {len(live)} live sandboxes hold {held} of the host's budget of "
                 f"{self.pids_budget} pids; another needs {pids_max} (pids_max). Stop a sandbox, or lower "
                 "pids_max / raise pids_budget (kernel.pid_max) in the admin's config"
@@ -321,7 +322,7 @@ class SandboxService(DataPlane):
             },
         }
         if not self.store.insert_new(record):
-            raise SandboxError(f"sandbox_id {sandbox_id!r} already exists")
+            raise ServiceError(f"sandbox_id {sandbox_id!r} already exists")
         sb = Sandbox(record)
         self.sandboxes[sandbox_id] = sb
         self.metrics.starts += 1
@@ -349,7 +350,7 @@ class SandboxService(DataPlane):
         sb.launching = True
         try:
             handle = await self.runtime.start(spec)
-        except (SandboxStartError, OSError) as exc:
+        except (LaunchError, OSError) as exc:
             self.metrics.start_failures += 1
             self._fail(sb, f"sandbox setup failed: {exc}")
             return
@@ -488,7 +489,7 @@ class SandboxService(DataPlane):
         if sb.state in LIVE_STATES:
             return sb
         if sb.state not in TRANSITIONS["restart"][0]:
-            raise SandboxError(f"sandbox {sandbox_id}: cannot restart from state {sb.state}")
+            raise ServiceError(f"sandbox {sandbox_id}: cannot restart from state {sb.state}")
         self._check_pids(sb.record.get("pids_max", self.config.pids_max))
         sb.ready = asyncio.Event()
         self._transition(sb, "restart")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rock_admin.config import ConfigError
+from rock_admin.config import AdminConfigError
 from rock_admin.store.base import SandboxStore
 
 #: KEYS: the record, the id → state hash; ARGV: id, state, JSON, key prefix, only_new ('1': insert_new).
@@ -51,7 +51,7 @@ class RedisStore(SandboxStore):
             from redis.backoff import ExponentialBackoff
             from redis.retry import Retry
         except ImportError:
-            raise ConfigError(
+            raise AdminConfigError(
                 "store: redis needs the redis package (pip install 'rock-admin[redis]')"
             ) from None
 
@@ -68,7 +68,7 @@ class RedisStore(SandboxStore):
         try:
             self._redis.ping()
         except redis.RedisError as exc:
-            raise ConfigError(f"redis_url: cannot reach Redis at {url}: {exc}") from None
+            raise AdminConfigError(f"redis_url: cannot reach Redis at {url}: {exc}") from None
         self._put = self._redis.register_script(_PUT)
         self._touch = self._redis.register_script(_TOUCH)
 

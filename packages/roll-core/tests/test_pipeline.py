@@ -148,6 +148,10 @@ def test_ray_data_parallel_matches_single_rank(tmp_path, tiny_model_dir, monkeyp
     single.execute_dp("train_step", batch, LossConfig(), concat=False)
     ref = single.execute_rank0("state_dict")
     assert max((states[0][k] - ref[k]).abs().max().item() for k in ref) < 1e-4
+    closed: list[str] = []  # shutdown closes each strategy (a vllm engine stops its processes there)
+    single.workers[0].strategy.close = lambda: closed.append("actor_train")
+    single.shutdown()
+    assert closed == ["actor_train"] and single.workers == []
 
 
 @pytest.mark.ray

@@ -7,6 +7,7 @@ devices) and sum gradients, so N ranks compute what one rank would on the whole 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from typing import Any
@@ -184,9 +185,15 @@ class Cluster:
         return self._get(self.workers[0].tokenizer.remote(), "tokenizer")
 
     def shutdown(self) -> None:
-        if self.runtime == "ray":
+        """Close every rank's strategy (engines stop their own processes), then drop the workers."""
+        if self.runtime == "local":
+            for w in self.workers:
+                w.call("close")
+        else:
             import ray
 
+            with contextlib.suppress(Exception):  # a rank that does not answer is killed all the same
+                ray.get([w.call.remote("close") for w in self.workers], timeout=60)
             for w in self.workers:
                 ray.kill(w)
         self.workers = []

@@ -66,6 +66,10 @@ class InferenceStrategy(abc.ABC):
         """Bring the model back after offload_states (no-op on CPU)."""
         return None
 
+    def close(self) -> None:
+        """Stop whatever the strategy started besides this process (an engine's workers); idempotent."""
+        return None
+
 
 class TrainStrategy(InferenceStrategy):
     """Adds an optimizer, a schedule and checkpoints."""

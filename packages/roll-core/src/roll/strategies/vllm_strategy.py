@@ -161,8 +161,10 @@ class VllmStrategy(InferenceStrategy):
             self.asleep = False
 
     def close(self) -> None:
-        """Stop the engine's processes (vllm.LLM has no close of its own)."""
-        self.llm.llm_engine.engine_core.shutdown()
+        """Stop the engine's processes (vllm.LLM has no close of its own); a second call does nothing."""
+        if self.llm is not None:
+            self.llm.llm_engine.engine_core.shutdown()
+            self.llm = None
 
     def _request_seed(self) -> int | None:
         if not self.per_request_seeds:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+from typing import Any
 
 import torch
 
 from roll.errors import StrategyUnavailable
 from roll.strategies.base import GenerationOutput, InferenceStrategy
+from roll.strategies.coalesce import CallCoalescer
 from roll.strategies.vllm_args import (
     engine_kwargs,
     log_probs_tensor,
@@ -42,7 +44,8 @@ def reload_weights_on_worker(worker, path: str) -> bool:
 
 
 class VllmStrategy(InferenceStrategy):
-    """actor_infer on vLLM: continuous batching within each call, prefix caching, in-place weight sync."""
+    """actor_infer on vLLM: one engine batch for all callers queued while it is busy (CallCoalescer), continuous
+    batching inside it, prefix caching, in-place weight sync."""
 
     def __init__(self, worker_config, seed: int = 42, device: str = "cpu") -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -74,6 +77,8 @@ class VllmStrategy(InferenceStrategy):
         self.generator = torch.Generator().manual_seed(seed)
         self.asleep = False
         self._lock = threading.Lock()  # vllm.LLM is not thread-safe; env-manager threads share one engine
+        # concurrent generate() calls (env-manager threads) join the engine's next batch
+        self._batches = CallCoalescer(self._generate_batch, name="vllm-generate")
 
     def generate(
         self, prompts: list[list[int]], max_new_tokens: list[int], generating_args
@@ -93,15 +98,18 @@ class VllmStrategy(InferenceStrategy):
             )
             for i in live
         ]
-        with self._lock:
-            self._ensure_awake()
-            results = self.llm.generate(
-                [TokensPrompt(prompt_token_ids=prompts[i]) for i in live], params, use_tqdm=False
-            )
+        requests = [(TokensPrompt(prompt_token_ids=prompts[i]), p) for i, p in zip(live, params, strict=True)]
+        results = self._batches(requests)
         for i, result in zip(live, results, strict=True):
             for j, c in enumerate(result.outputs):
                 outputs[i * n + j] = to_generation_output(c.token_ids, c.logprobs, c.finish_reason)
         return outputs
+
+    def _generate_batch(self, requests: list[tuple[Any, Any]]) -> list[Any]:
+        """One engine call for the (prompt, sampling params) pairs of every caller queued meanwhile."""
+        with self._lock:
+            self._ensure_awake()
+            return self.llm.generate([r[0] for r in requests], [r[1] for r in requests], use_tqdm=False)
 
     def compute_log_probs(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Response-aligned log-probs [B, L−1] of `input_ids[:, 1:]` from vLLM's prompt log-probs."""
@@ -163,6 +171,7 @@ class VllmStrategy(InferenceStrategy):
     def close(self) -> None:
         """Stop the engine's processes (vllm.LLM has no close of its own); a second call does nothing."""
         if self.llm is not None:
+            self._batches.close()
             self.llm.llm_engine.engine_core.shutdown()
             self.llm = None
 

@@ -14,7 +14,7 @@ import pytest
 from integration_helpers import SANDBOX_CONFIG, TAG, TINY_CPU, config, on_generate, read_metrics
 
 from roll.agentic.pipeline import AgenticPipeline
-from roll.envs.errors import EnvUnavailableError
+from roll.errors import EnvUnavailableError
 
 
 def test_a_sandbox_killed_mid_rollout_is_replaced_and_the_step_completes(admin, tmp_path):

@@ -17,9 +17,9 @@ import pytest
 import gem_envs
 import roll.envs  # noqa: F401  (registers sokoban_sandbox)
 from roll.config import ConfigError, load_and_validate
-from roll.envs.errors import EnvUnavailableError, SandboxEnvError
 from roll.envs.sokoban_sandbox import SokobanSandboxEnv
 from roll.envs.sokoban_server import GameSession
+from roll.errors import EnvUnavailableError, SandboxEnvError
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 LEVEL = {"dim_room": [6, 6], "num_boxes": 1, "max_steps": 10, "format_penalty": -0.15}

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from rock.actions import GEM_API_PREFIX, EnvCloseRequest, EnvMakeRequest, EnvResetRequest, EnvStepRequest
 from rock_admin.api.envelope import class_path, raw_body_operation
-from rock_admin.service.errors import RockletTimeoutError
+from rock_admin.errors import RockletTimeoutError
 from rock_admin.service.gem import GemService
 from rock_admin.service.lifecycle import SandboxNotFoundError, SandboxNotRunningError, ServiceError
 

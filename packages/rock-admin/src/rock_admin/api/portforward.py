@@ -16,8 +16,8 @@ from litestar import WebSocket, websocket
 from websockets.asyncio.client import ClientConnection, connect, unix_connect
 from websockets.exceptions import ConnectionClosed
 
+from rock_admin.errors import ServiceError
 from rock_admin.service.dataplane import DataPlane, Sandbox
-from rock_admin.service.errors import ServiceError
 from rocklet.portforward import (
     INTERNAL_ERROR,
     NORMAL,

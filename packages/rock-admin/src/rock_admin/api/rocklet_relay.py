@@ -15,13 +15,13 @@ from typing import Any
 from litestar import Request, Response, route
 from litestar.response import Stream
 
-from rock_admin.service.dataplane import DataPlane
-from rock_admin.service.errors import (
+from rock_admin.errors import (
     RockletTimeoutError,
     SandboxNotFoundError,
     SandboxNotRunningError,
     ServiceError,
 )
+from rock_admin.service.dataplane import DataPlane
 from rock_admin.service.rawhttp import JSON
 from rocklet.errors import ROCK_CLIENT_HEADER
 

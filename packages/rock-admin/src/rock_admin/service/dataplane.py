@@ -23,16 +23,16 @@ import httpx
 from rock.actions import IsAliveResponse, SandboxStatusResponse
 from rock.exceptions import AuthenticationError
 from rock.rocklet_client import RockletClient
-from rock_admin.runtimes.base import Endpoint, Handle, dial
-from rock_admin.runtimes.host import short_path
-from rock_admin.service import tenancy
-from rock_admin.service.deadlines import Deadlines
-from rock_admin.service.errors import (
+from rock_admin.errors import (
     RockletTimeoutError,
     SandboxNotFoundError,
     SandboxNotRunningError,
     ServiceError,
 )
+from rock_admin.runtimes.base import Endpoint, Handle, dial
+from rock_admin.runtimes.host import short_path
+from rock_admin.service import tenancy
+from rock_admin.service.deadlines import Deadlines
 from rock_admin.service.metrics import Metrics
 from rock_admin.service.rawhttp import JSON, RawPool, Reply
 from rock_admin.service.tokens import TokenKey

@@ -19,12 +19,11 @@ from typing import Any
 
 from rock.actions import SandboxStartRequest
 from rock_admin.config import AdminConfig, AdminConfigError, host_pid_max, parse_size
-from rock_admin.errors import LaunchError
+from rock_admin.errors import LaunchError, SandboxNotFoundError, SandboxNotRunningError, ServiceError
 from rock_admin.images import ImageStore, UnknownImageError
 from rock_admin.runtimes import Endpoint, Handle, Runtime, SandboxSpec
 from rock_admin.service import tenancy, tokens
 from rock_admin.service.dataplane import DataPlane, Sandbox
-from rock_admin.service.errors import SandboxNotFoundError, SandboxNotRunningError, ServiceError
 from rock_admin.service.metrics import Metrics
 from rock_admin.service.tokens import TokenKey
 from rock_admin.store import SandboxStore

@@ -31,7 +31,7 @@ from roll.agentic.chat_tokens import ChatRenderer, TokenStream
 from roll.agentic.env_manager import ChatFormatter, EnvFailure, EnvSlot, Trajectory, TrajEnvManager
 from roll.agentic.tasks import Task, load_tasks
 from roll.config.schema import AGENT_NATIVE_MANAGERS, AgentNativeConfig, CustomEnv
-from roll.envs.errors import EnvUnavailableError
+from roll.errors import EnvUnavailableError
 
 
 def is_agent_native(custom: CustomEnv) -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 
 from roll.agentic.env_calls import EnvCaller, EnvCallTimeout
 from roll.config.schema import CustomEnv
-from roll.envs.errors import EnvUnavailableError
+from roll.errors import EnvUnavailableError
 
 # Aggregation of env info metrics over a trajectory (ROLL's metrics_agg_mode defaults).
 DEFAULT_AGG = {"success": "last"}

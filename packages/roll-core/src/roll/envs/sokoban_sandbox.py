@@ -29,10 +29,10 @@ import time
 import uuid
 from typing import Any
 
-from roll.envs.errors import EnvUnavailableError, SandboxEnvError
 from roll.envs.event_loop import run_sync
 from roll.envs.game_link import GameLink, GameServerClosed
 from roll.envs.rock_probe import url_problem
+from roll.errors import EnvUnavailableError, SandboxEnvError
 
 SERVER_MODULE = "roll.envs.sokoban_server"
 # close codes and handshake statuses of a port forward that no retry can fix: the sandbox is not running

@@ -19,13 +19,9 @@ import torch
 from roll.algorithms.functionals import lr_lambda
 from roll.models.registry import cache_dir
 from roll.strategies.ds_config import hidden_size, resolve_ds_config, zero_stage
-from roll.strategies.hf import (
-    HfCriticStrategy,
-    HfTrainStrategy,
-    _rng_state,
-    _set_rng_state,
-    load_model_and_tokenizer,
-)
+from roll.strategies.hf_base import _rng_state, _set_rng_state, load_model_and_tokenizer
+from roll.strategies.hf_critic import HfCriticStrategy
+from roll.strategies.hf_training import HfTrainStrategy
 
 TAG = "checkpoint"  # DeepSpeed's tag folder inside <checkpoint>/deepspeed
 GATHER_NUMEL = 50_000_000  # ZeRO-3 weight sync gathers at most this many elements at a time

@@ -15,14 +15,14 @@ from pathlib import Path
 import torch
 
 from roll.algorithms.functionals import lr_lambda
-from roll.strategies.hf import (
+from roll.strategies.hf_base import (
     DTYPES,
-    HfTrainStrategy,
     _rng_state,
     _set_rng_state,
     load_model_and_tokenizer,
     read_checkpoint_weights,
 )
+from roll.strategies.hf_training import HfTrainStrategy
 from roll.strategies.megatron_config import MegatronParallel
 
 

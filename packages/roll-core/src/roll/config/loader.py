@@ -21,6 +21,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from roll.config.hints import did_you_mean
 from roll.config.schema import AgenticConfig
 from roll.errors import ConfigError
 
@@ -254,9 +255,7 @@ def build_dataclass(cls: type, data: dict, path: str, problems: list[tuple[str, 
     for key, value in data.items():
         sub = f"{path}.{key}" if path else str(key)
         if key not in hints:
-            close = difflib.get_close_matches(str(key), hints, n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            problems.append((sub, f"unknown key{hint}"))
+            problems.append((sub, f"unknown key{did_you_mean(key, hints)}"))
             continue
         kwargs[key] = _check_type(value, hints[key], sub, problems)
     return cls(**kwargs)

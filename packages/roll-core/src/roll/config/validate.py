@@ -12,6 +12,7 @@ import importlib.util
 import math
 from pathlib import Path
 
+from roll.config.hints import did_you_mean
 from roll.config.loader import ConfigError
 from roll.config.schema import (
     AGENT_NATIVE_MANAGERS,
@@ -356,10 +357,7 @@ def _validate_env_manager(cfg: AgenticConfig, name: str, mgr: EnvManagerConfig, 
         err(f"{name}.tags", "no env tags: list keys of custom_envs")
     for i, tag in enumerate(mgr.tags):
         if tag not in cfg.custom_envs:
-            import difflib
-
-            close = difflib.get_close_matches(tag, cfg.custom_envs, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(tag, cfg.custom_envs)
             err(
                 f"{name}.tags[{i}]",
                 f"{tag!r} is not a key of custom_envs{hint} (known: {', '.join(cfg.custom_envs) or '-'})",
@@ -503,11 +501,7 @@ def _check_env_type(path: str, env_type: str, env_config: dict, err) -> None:
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         for key in env_config:
             if key not in params:
-                import difflib
-
-                close = difflib.get_close_matches(key, params, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                err(f"{path}.env_config.{key}", f"unknown argument of {env_type}{hint}")
+                err(f"{path}.env_config.{key}", f"unknown argument of {env_type}{did_you_mean(key, params)}")
     check_config = getattr(spec.load(), "check_config", None)  # envs that check their own arguments
     if callable(check_config):
         for key, msg in check_config({**spec.kwargs, **env_config}):

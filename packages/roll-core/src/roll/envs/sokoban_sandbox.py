@@ -19,7 +19,6 @@ The env is synchronous; the SDK calls run on one event loop thread shared by all
 from __future__ import annotations
 
 import contextlib
-import difflib
 import inspect
 import json
 import shlex
@@ -29,6 +28,7 @@ import time
 import uuid
 from typing import Any
 
+from roll.config.hints import did_you_mean
 from roll.envs.event_loop import run_sync
 from roll.envs.game_link import GameLink, GameServerClosed
 from roll.envs.rock_probe import url_problem
@@ -122,8 +122,7 @@ class SokobanSandboxEnv:
         accepted = set(inspect.signature(spec.load()).parameters)
         unknown = [k for k in level if k not in accepted]
         for key in unknown:
-            close = difflib.get_close_matches(key, [*accepted, *own], n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, [*accepted, *own])
             problems.append((key, f"unknown argument of sokoban_sandbox or its game {game!r}{hint}"))
         if unknown:
             return problems

@@ -8,11 +8,12 @@ DeepSpeed's own parser on the result and returns problems as `(key path, message
 from __future__ import annotations
 
 import copy
-import difflib
 import json
 import os
 from pathlib import Path
 from typing import Any
+
+from roll.config.hints import did_you_mean
 
 # bf16 / fp16 flags by our model_args.dtype
 _HALF = {"bf16": "bf16", "bfloat16": "bf16", "fp16": "fp16", "float16": "fp16"}
@@ -138,9 +139,7 @@ def check_ds_config(cfg: dict, prefix: str, world_size: int) -> list[tuple[str, 
     known = known_top_level_keys()
     for key in cfg:
         if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            problems.append((f"{prefix}.{key}", f"unknown DeepSpeed key{hint}"))
+            problems.append((f"{prefix}.{key}", f"unknown DeepSpeed key{did_you_mean(key, known)}"))
     for section in ("optimizer", "scheduler"):
         if section in cfg:
             problems.append(

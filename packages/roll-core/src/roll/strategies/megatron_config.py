@@ -5,10 +5,11 @@ Nothing here imports megatron-core: validation runs before any worker starts, wi
 
 from __future__ import annotations
 
-import difflib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from roll.config.hints import did_you_mean
 
 RECOMPUTE = (None, "full", "selective")
 KEYS = (
@@ -118,8 +119,7 @@ def validate_role(
     problems: list[tuple[str, str]] = []
     for key in sc:
         if key not in KEYS:
-            close = difflib.get_close_matches(key, KEYS, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, KEYS)
             problems.append((f"{prefix}.{key}", f"unknown megatron_train key{hint} known: {', '.join(KEYS)}"))
     for key in ("tensor_model_parallel_size", "pipeline_model_parallel_size", "expert_model_parallel_size"):
         value = sc.get(key, 1)

@@ -5,13 +5,13 @@ Nothing here imports vllm, so config validation and these mappings run (and are 
 
 from __future__ import annotations
 
-import difflib
 import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from roll.config.hints import did_you_mean
 from roll.errors import ConfigError
 from roll.strategies.base import GenerationOutput
 
@@ -64,8 +64,7 @@ def validate_role(name: str, role, devices: list[int] | None) -> list[tuple[str,
     for key, value in sc.items():
         spec = STRATEGY_KEYS.get(key)
         if spec is None:
-            close = difflib.get_close_matches(key, STRATEGY_KEYS, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, STRATEGY_KEYS)
             problems.append(
                 (f"{prefix}.{key}", f"unknown vllm key{hint} (known: {', '.join(sorted(STRATEGY_KEYS))})")
             )

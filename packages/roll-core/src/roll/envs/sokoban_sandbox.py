@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from roll.config.hints import did_you_mean
@@ -279,19 +280,15 @@ class SokobanSandboxEnv:
 
         link = self._link
         assert link is not None  # set by _start_server, which every caller has run
-        deadline = time.monotonic() + self.retry_timeout
-        delay = 0.1
+        delays = self._retry_delays()
         while True:
             try:
                 if not link.is_open:
                     link.open(self.request_timeout)
                 return link.exchange(line, prefix, self.request_timeout)
-            except GameServerClosed as exc:
+            except (GameServerClosed, PortForwardError) as exc:
                 link.close()
-                raise SandboxEnvError(f"{self._where()}: the game server is gone ({what}): {exc}") from exc
-            except PortForwardError as exc:
-                link.close()
-                if exc.code in _FINAL_CODES:
+                if isinstance(exc, GameServerClosed) or exc.code in _FINAL_CODES:
                     raise SandboxEnvError(
                         f"{self._where()}: the game server is gone ({what}): {exc}"
                     ) from exc
@@ -304,14 +301,7 @@ class SokobanSandboxEnv:
             except OSError as exc:  # connection refused or reset: the admin is not there (yet)
                 link.close()
                 last = exc
-            if time.monotonic() + delay > deadline:
-                raise EnvUnavailableError(
-                    f"sokoban_sandbox: the ROCK admin at {self.base_url} stayed unreachable for "
-                    f"retry_timeout={self.retry_timeout:g} s ({what}); check env_config.base_url and "
-                    f"that the admin is running. Last error: {last}"
-                ) from last
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
+            self._back_off(delays, what, last)
 
     def _run(self, what: str, command: str, session: str, timeout: float | None = None) -> Any:
         """One command in a session; a non-zero exit comes back in the observation (check="silent")."""
@@ -326,24 +316,35 @@ class SokobanSandboxEnv:
         unreachable, up to `retry_timeout`. Other failures mean the sandbox is broken: SandboxEnvError."""
         from rock.sdk.sandbox.client import SandboxError, SandboxUnreachableError
 
-        deadline = time.monotonic() + self.retry_timeout
-        delay = 0.1
+        delays = self._retry_delays()
         while True:
             try:
                 return run_sync(call(), timeout or self.request_timeout)
             except SandboxError as exc:
                 if not isinstance(exc, SandboxUnreachableError):
                     raise SandboxEnvError(f"{self._where()}: {what} failed: {exc}") from exc
-                if time.monotonic() + delay > deadline:
-                    raise EnvUnavailableError(
-                        f"sokoban_sandbox: the ROCK admin at {self.base_url} stayed unreachable for "
-                        f"retry_timeout={self.retry_timeout:g} s ({what}); check env_config.base_url and "
-                        f"that the admin is running. Last error: {exc}"
-                    ) from exc
+                self._back_off(delays, what, exc)
             except TimeoutError as exc:
                 raise SandboxEnvError(f"{self._where()}: {what} did not answer: {exc}") from exc
-            time.sleep(delay)
+
+    def _retry_delays(self) -> Iterator[float]:
+        """Back-off delays (0.1 s doubling to 2 s) while they still end within `retry_timeout` from now."""
+        deadline = time.monotonic() + self.retry_timeout
+        delay = 0.1
+        while time.monotonic() + delay <= deadline:
+            yield delay
             delay = min(delay * 2, 2.0)
+
+    def _back_off(self, delays: Iterator[float], what: str, last: BaseException) -> None:
+        """Sleep the next delay before a retry, or give up naming the URL once `retry_timeout` is spent."""
+        delay = next(delays, None)
+        if delay is None:
+            raise EnvUnavailableError(
+                f"sokoban_sandbox: the ROCK admin at {self.base_url} stayed unreachable for "
+                f"retry_timeout={self.retry_timeout:g} s ({what}); check env_config.base_url and "
+                f"that the admin is running. Last error: {last}"
+            ) from last
+        time.sleep(delay)
 
 
 def _sandbox_alive(sandbox: Any) -> bool:

@@ -17,7 +17,6 @@ import builtins
 import importlib
 import json
 import os
-import random
 import shutil
 import ssl
 import sys
@@ -74,6 +73,7 @@ from rock.actions import (
     WriteFileResponse,
 )
 from rock.exceptions import AuthenticationError, InvalidRequestError, RemoteException
+from rock.retry import RETRYABLE_ERRORS, RETRYABLE_STATUSES, backoff_delay
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -83,20 +83,6 @@ _IMPORTABLE_ROOTS = ("rock", "gem_envs")
 _TIMEOUT_MARGIN = 30.0
 
 
-#: The connection broke before a reply came (the request may or may not have run): safe to send again with the
-#: same `X-Request-ID`, which the rocklet answers from its replay cache instead of running it twice.
-RETRYABLE_ERRORS: tuple[type[Exception], ...] = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-    httpx.ReadError,
-    httpx.WriteError,
-    httpx.RemoteProtocolError,
-)
-#: Statuses only a proxy in between answers (the rocklet itself never does): retried like a lost connection.
-RETRYABLE_STATUSES = frozenset({502, 503, 504})
-
-
 #: The `X-Request-ID` of the request a proxy (the admin) is serving: its calls to the rocklet carry the client's
 #: id, so a client's retry through the proxy is answered from the rocklet's replay cache too.
 FORWARDED_REQUEST_ID: ContextVar[str | None] = ContextVar("forwarded_request_id", default=None)
@@ -104,11 +90,6 @@ FORWARDED_REQUEST_ID: ContextVar[str | None] = ContextVar("forwarded_request_id"
 
 def new_request_id() -> str:
     return FORWARDED_REQUEST_ID.get() or uuid.uuid4().hex
-
-
-def backoff_delay(attempt: int, base: float, cap: float = 2.0) -> float:
-    """Seconds before retry `attempt` (0-based): exponential from `base`, with jitter, at most `cap`."""
-    return min(cap, base * (2**attempt)) * (0.5 + random.random() / 2)
 
 
 _SSL_CONTEXT: ssl.SSLContext | None = None

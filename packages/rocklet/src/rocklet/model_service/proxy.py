@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 
 from rock.actions import ModelServiceConfig
+from rock.retry import backoff_delay
 from rocklet.model_service.asgi import Send, reply
 from rocklet.model_service.openai_wire import ApiError
 
@@ -49,14 +51,16 @@ class Proxy:
                 response = await self.client.send(request, stream=True)
             except httpx.HTTPError as exc:
                 if attempt + 1 < c.proxy_attempts:
-                    await asyncio.sleep(c.proxy_retry_backoff * 2**attempt)
+                    await asyncio.sleep(
+                        backoff_delay(attempt, c.proxy_retry_backoff, cap=math.inf, jitter=False)
+                    )
                     continue
                 raise ApiError(
                     502, f"the upstream model at {url} did not answer: {exc}", "api_error"
                 ) from None
             if response.status_code in c.retryable_status_codes and attempt + 1 < c.proxy_attempts:
                 await response.aclose()
-                await asyncio.sleep(c.proxy_retry_backoff * 2**attempt)
+                await asyncio.sleep(backoff_delay(attempt, c.proxy_retry_backoff, cap=math.inf, jitter=False))
                 continue
             await self._relay(body, response, send)
             return

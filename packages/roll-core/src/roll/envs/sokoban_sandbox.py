@@ -276,11 +276,12 @@ class SokobanSandboxEnv:
     def _exchange(self, what: str, line: str, prefix: str) -> str:
         """One request over the game link; a broken stream is reopened and the same line resent (the server
         answers a repeated `n` from its cache) while the admin is unreachable, up to `retry_timeout`."""
+        from rock.retry import delays_within
         from rock.sdk.sandbox.portforward import PortForwardError
 
         link = self._link
         assert link is not None  # set by _start_server, which every caller has run
-        delays = self._retry_delays()
+        delays = delays_within(self.retry_timeout)
         while True:
             try:
                 if not link.is_open:
@@ -314,9 +315,10 @@ class SokobanSandboxEnv:
     def _retry(self, what: str, call, timeout: float | None = None) -> Any:
         """`call()` (a coroutine factory) on the shared loop; retried with backoff while the admin is
         unreachable, up to `retry_timeout`. Other failures mean the sandbox is broken: SandboxEnvError."""
+        from rock.retry import delays_within
         from rock.sdk.sandbox.client import SandboxError, SandboxUnreachableError
 
-        delays = self._retry_delays()
+        delays = delays_within(self.retry_timeout)
         while True:
             try:
                 return run_sync(call(), timeout or self.request_timeout)
@@ -326,14 +328,6 @@ class SokobanSandboxEnv:
                 self._back_off(delays, what, exc)
             except TimeoutError as exc:
                 raise SandboxEnvError(f"{self._where()}: {what} did not answer: {exc}") from exc
-
-    def _retry_delays(self) -> Iterator[float]:
-        """Back-off delays (0.1 s doubling to 2 s) while they still end within `retry_timeout` from now."""
-        deadline = time.monotonic() + self.retry_timeout
-        delay = 0.1
-        while time.monotonic() + delay <= deadline:
-            yield delay
-            delay = min(delay * 2, 2.0)
 
     def _back_off(self, delays: Iterator[float], what: str, last: BaseException) -> None:
         """Sleep the next delay before a retry, or give up naming the URL once `retry_timeout` is spent."""

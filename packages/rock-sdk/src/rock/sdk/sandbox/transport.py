@@ -11,14 +11,8 @@ from typing import Any
 import httpx
 
 from rock.actions import SANDBOX_API_PREFIX, ExceptionTransfer
-from rock.rocklet_client import (
-    RETRYABLE_ERRORS,
-    RETRYABLE_STATUSES,
-    backoff_delay,
-    new_request_id,
-    rebuild_exception,
-    shared_ssl_context,
-)
+from rock.retry import RETRYABLE_ERRORS, RETRYABLE_STATUSES, backoff_delay
+from rock.rocklet_client import new_request_id, rebuild_exception, shared_ssl_context
 from rock.sdk.sandbox.config import SandboxConfig
 from rock.sdk.sandbox.errors import SandboxError, SandboxRequestError, SandboxUnreachableError
 

@@ -20,6 +20,7 @@ import torch
 
 from roll.agentic.advantage_stage import advantage_stage
 from roll.agentic.async_rollout import AsyncRollout
+from roll.agentic.checkpoints import PIPELINE_STATE, CheckpointDir, driver_rng_state, restore_driver_rng
 from roll.agentic.env_manager import ChatFormatter, Trajectory, TrajEnvManager
 from roll.agentic.scheduler import RolloutScheduler
 from roll.agentic.step_metrics import stats, trajectory_metrics
@@ -172,8 +173,11 @@ class AgenticPipeline:
             value_clip=cfg.value_clip,
         )
         self.start_step = 0
-        self.checkpoint_root = Path(cfg.checkpoint_config.output_dir or Path(cfg.output_dir) / "checkpoints")
-        resume_path = self._resume_path()
+        self.checkpoints = CheckpointDir(
+            Path(cfg.checkpoint_config.output_dir or Path(cfg.output_dir) / "checkpoints"),
+            cfg.checkpoint_config.max_ckpt_to_keep,
+        )
+        resume_path = self.checkpoints.resume_path(cfg.resume_from_checkpoint)
         self.tracker = Tracker(
             cfg.track_with,
             cfg.logging_dir,
@@ -398,64 +402,30 @@ class AgenticPipeline:
 
     # ------------------------------------------------------------------------------------- checkpoints
     def save_checkpoint(self, step: int) -> Path:
-        path = self.checkpoint_root / f"checkpoint-{step}"
-        tmp = self.checkpoint_root / f".tmp-checkpoint-{step}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        self.actor_train.execute_all("save_checkpoint", str(tmp / "actor_train"))
-        if self.critic is not None:
-            self.critic.execute_all("save_checkpoint", str(tmp / "critic"))
-        with self.gen_lock:
-            infer_rng = (
-                [w.call("get_rng_state") for w in self.actor_infer.workers]
-                if self.actor_infer.runtime == "local"
-                else self.actor_infer.execute_all("get_rng_state")
-            )
-        schedulers = {k: s.state_dict() for k, s in self.schedulers.items()}
-        if self.rollout is not None:  # batches generated ahead are regenerated after a resume
-            schedulers["train"] = self.rollout.scheduler_state(step + 1)
-        torch.save(
-            {
+        """Every training role's strategy state, then the driver's: step, env schedulers, KL coefficient and
+        the random generators of the infer workers and of this process."""
+        with self.checkpoints.writing(step) as tmp:
+            self.actor_train.execute_all("save_checkpoint", str(tmp / "actor_train"))
+            if self.critic is not None:
+                self.critic.execute_all("save_checkpoint", str(tmp / "critic"))
+            with self.gen_lock:
+                infer_rng = (
+                    [w.call("get_rng_state") for w in self.actor_infer.workers]
+                    if self.actor_infer.runtime == "local"
+                    else self.actor_infer.execute_all("get_rng_state")
+                )
+            schedulers = {k: s.state_dict() for k, s in self.schedulers.items()}
+            if self.rollout is not None:  # batches generated ahead are regenerated after a resume
+                schedulers["train"] = self.rollout.scheduler_state(step + 1)
+            state = {
                 "step": step,
                 "schedulers": schedulers,
                 "kl_coef": self.kl_ctrl.value,
                 "infer_rng": infer_rng,
-                "rng": {
-                    "python": random.getstate(),
-                    "numpy": np.random.get_state(),
-                    "torch": torch.get_rng_state(),
-                },
-            },
-            tmp / "pipeline_state.pt",
-        )
-        shutil.rmtree(path, ignore_errors=True)
-        tmp.rename(path)  # a checkpoint is complete or absent
-        keep = self.cfg.checkpoint_config.max_ckpt_to_keep
-        if keep:
-            old = sorted(self.checkpoint_root.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[
-                :-keep
-            ]
-            for p in old:
-                shutil.rmtree(p, ignore_errors=True)
-        return path
-
-    def _resume_path(self) -> Path | None:
-        r = self.cfg.resume_from_checkpoint
-        if r is False or r is None or r == "":
-            return None
-        if r is True:
-            found = sorted(self.checkpoint_root.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-            if not found:
-                raise FileNotFoundError(
-                    f"resume_from_checkpoint: true but no checkpoint-* under {self.checkpoint_root}"
-                )
-            return found[-1]
-        path = Path(str(r))
-        if not (path / "pipeline_state.pt").is_file():
-            raise FileNotFoundError(
-                f"resume_from_checkpoint: {path} is not a roll checkpoint (no pipeline_state.pt)"
-            )
-        return path
+                "rng": driver_rng_state(),
+            }
+            torch.save(state, tmp / PIPELINE_STATE)
+        return self.checkpoints.root / f"checkpoint-{step}"
 
     def _load_checkpoint(self, path: Path) -> None:
         self.actor_train.execute_all("load_checkpoint", str(path / "actor_train"))
@@ -463,7 +433,7 @@ class AgenticPipeline:
             if not (path / "critic").is_dir():
                 raise FileNotFoundError(f"{path} has no critic state; it was not saved by a gae run")
             self.critic.execute_all("load_checkpoint", str(path / "critic"))
-        state = torch.load(path / "pipeline_state.pt", weights_only=False)
+        state = torch.load(path / PIPELINE_STATE, weights_only=False)
         for k, s in state["schedulers"].items():
             self.schedulers[k].load_state_dict(s)
         self.kl_ctrl.value = state["kl_coef"]
@@ -473,9 +443,7 @@ class AgenticPipeline:
                 w.call("set_rng_state", rng)
             else:
                 self.actor_infer._get(w.call.remote("set_rng_state", rng), "set_rng_state")
-        random.setstate(state["rng"]["python"])
-        np.random.set_state(state["rng"]["numpy"])
-        torch.set_rng_state(state["rng"]["torch"])
+        restore_driver_rng(state["rng"])
         self.start_step = state["step"] + 1
         self.tracker.truncate_after(state["step"])
 

@@ -17,7 +17,6 @@ from roll.algorithms import (
     gae_advantages,
     group_reward_norm,
     kl_estimate,
-    lr_lambda,
     masked_whiten,
     ppo_policy_loss,
     register_advantage_estimator,
@@ -207,13 +206,6 @@ def test_loss_aggregation_modes():
 def test_entropy():
     logits = torch.zeros(1, 4)
     assert close(entropy_from_logits(logits), [math.log(4)])
-
-
-def test_lr_schedules():
-    f = lr_lambda("cosine", warmup_steps=2, total_steps=10)
-    assert [round(f(s), 4) for s in (0, 1, 2, 6, 10)] == [0.5, 1.0, 1.0, 0.5, 0.0]
-    assert lr_lambda("linear", 0, 4)(2) == 0.5
-    assert lr_lambda("constant", 0, 4)(3) == 1.0
 
 
 def test_advantage_stage_normalises_scores_per_group_and_spreads_them_over_response_tokens():

@@ -313,23 +313,3 @@ def log_probs_from_logits(logits: torch.Tensor, labels: torch.Tensor) -> torch.T
     """log softmax(logits) gathered at labels (same leading shape)."""
     logp = torch.log_softmax(logits.float(), dim=-1)
     return logp.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
-
-
-def lr_lambda(scheduler: str, warmup_steps: int, total_steps: int):
-    """Multiplier of the base LR at optimizer step s: linear warmup, then constant | linear | cosine decay."""
-    import math
-
-    def fn(step: int) -> float:
-        if warmup_steps > 0 and step < warmup_steps:
-            return (step + 1) / warmup_steps
-        if scheduler in ("constant", "constant_with_warmup"):
-            return 1.0
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        progress = min(max(progress, 0.0), 1.0)
-        if scheduler == "linear":
-            return 1.0 - progress
-        if scheduler == "cosine":
-            return 0.5 * (1.0 + math.cos(math.pi * progress))
-        raise ValueError(f"unknown lr_scheduler_type {scheduler!r}")
-
-    return fn

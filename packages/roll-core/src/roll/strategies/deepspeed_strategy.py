@@ -2,7 +2,7 @@
 
 The loss code is hf_train's (`roll.algorithms` through `HfTrainStrategy._micro_step`); DeepSpeed owns the
 optimizer step: gradients are reduced/partitioned by ZeRO, clipped by `gradient_clipping`, and the LR
-schedule is our `lr_lambda` stepped by the engine. The engine is built once the rank's process group exists
+schedule is `lr_schedule`'s (transformers' get_scheduler) stepped by the engine. The engine is built once the rank's process group exists
 (ZeRO-3 partitions the weights while `from_pretrained` loads them), so every call here is collective: the
 pipeline calls each rank with the same number of micro-batches.
 """
@@ -16,12 +16,12 @@ from pathlib import Path
 
 import torch
 
-from roll.algorithms.functionals import lr_lambda
 from roll.models.registry import cache_dir
 from roll.strategies.ds_config import hidden_size, resolve_ds_config, zero_stage
 from roll.strategies.hf_base import _rng_state, _set_rng_state, load_model_and_tokenizer
 from roll.strategies.hf_critic import HfCriticStrategy
 from roll.strategies.hf_training import HfTrainStrategy
+from roll.strategies.lr_schedule import build_scheduler
 
 TAG = "checkpoint"  # DeepSpeed's tag folder inside <checkpoint>/deepspeed
 GATHER_NUMEL = 50_000_000  # ZeRO-3 weight sync gathers at most this many elements at a time
@@ -77,7 +77,6 @@ class _DeepSpeedTrain:
         self.micro_batch = max(1, worker_config.infer_batch_size)
         ta = worker_config.training_args
         self.total_optimizer_steps = max(1, ta.max_steps or 1)  # corrected by set_total_steps
-        self._lr_args = (ta.lr_scheduler_type, ta.warmup_steps or int(ta.warmup_ratio * (ta.max_steps or 1)))
         self.global_step = 0
         self.engine = None
         if world_size == 1:
@@ -132,9 +131,7 @@ class _DeepSpeedTrain:
         )
 
         def schedule(opt):
-            return torch.optim.lr_scheduler.LambdaLR(
-                opt, lr_lambda(*self._lr_args, self.total_optimizer_steps)
-            )
+            return build_scheduler(opt, ta, self.total_optimizer_steps)
 
         self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
             model=module, optimizer=optimizer, lr_scheduler=schedule, config=self.ds_config

@@ -11,7 +11,6 @@ import torch
 from roll.algorithms.functionals import (
     agg_loss,
     kl_estimate,
-    lr_lambda,
     masked_mean,
     ppo_policy_loss,
 )
@@ -23,6 +22,7 @@ from roll.strategies.hf_base import (
     forward_log_probs,
     read_checkpoint_weights,
 )
+from roll.strategies.lr_schedule import build_scheduler, resize_scheduler
 
 
 class HfTrainStrategy(_HfBase, TrainStrategy):
@@ -43,12 +43,8 @@ class HfTrainStrategy(_HfBase, TrainStrategy):
             eps=ta.adam_epsilon,
             weight_decay=ta.weight_decay,
         )
-        warmup = ta.warmup_steps or int(ta.warmup_ratio * (ta.max_steps or 1))
         self.total_optimizer_steps = max(1, ta.max_steps or 1)  # corrected by set_total_steps
-        self._lr_args = (ta.lr_scheduler_type, warmup)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lr_lambda(ta.lr_scheduler_type, warmup, self.total_optimizer_steps)
-        )
+        self.scheduler = build_scheduler(self.optimizer, ta, self.total_optimizer_steps)
         self.global_step = 0
 
     metric_prefix = "actor"
@@ -60,10 +56,7 @@ class HfTrainStrategy(_HfBase, TrainStrategy):
     def set_total_steps(self, total: int) -> None:
         """Optimizer steps over the run (max_steps × mini-batches per step × ppo_epochs): the schedule's length."""
         self.total_optimizer_steps = max(1, total)
-        kind, warmup = self._lr_args
-        self.scheduler.lr_lambdas = [lr_lambda(kind, warmup, self.total_optimizer_steps)]
-        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
-            group["lr"] = base * self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
+        resize_scheduler(self.scheduler, self.worker_config.training_args, self.total_optimizer_steps)
 
     def _backward(self, loss: torch.Tensor) -> None:
         """Gradients of one micro-batch's loss (DeepSpeed routes this through its engine)."""
@@ -245,7 +238,7 @@ class HfTrainStrategy(_HfBase, TrainStrategy):
         saved = torch.load(target / f"train_state_rank{self.rank}.pt", weights_only=False)
         self.total_optimizer_steps = saved.get("total_optimizer_steps", self.total_optimizer_steps)
         self.scheduler.load_state_dict(saved["scheduler"])
-        self.scheduler.lr_lambdas = [lr_lambda(*self._lr_args, self.total_optimizer_steps)]
+        resize_scheduler(self.scheduler, self.worker_config.training_args, self.total_optimizer_steps)
         self.optimizer.load_state_dict(saved["optimizer"])  # carries the current lr of each group
         self.global_step = saved["global_step"]
         _set_rng_state(saved["rng"])

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import torch
 
-from roll.algorithms.functionals import lr_lambda
 from roll.strategies.hf_base import (
     DTYPES,
     _rng_state,
@@ -23,6 +22,7 @@ from roll.strategies.hf_base import (
     read_checkpoint_weights,
 )
 from roll.strategies.hf_training import HfTrainStrategy
+from roll.strategies.lr_schedule import build_scheduler
 from roll.strategies.megatron_config import MegatronParallel
 
 
@@ -51,7 +51,6 @@ class MegatronTrainStrategy(HfTrainStrategy):
         self.parallel = MegatronParallel.from_strategy_config(worker_config.strategy_args.strategy_config)
         ta = worker_config.training_args
         self.total_optimizer_steps = max(1, ta.max_steps or 1)  # corrected by set_total_steps
-        self._lr_args = (ta.lr_scheduler_type, ta.warmup_steps or int(ta.warmup_ratio * (ta.max_steps or 1)))
         self.global_step = 0
         if world_size == 1:
             from roll.strategies.deepspeed_strategy import _single_rank_group
@@ -104,9 +103,7 @@ class MegatronTrainStrategy(HfTrainStrategy):
             )
         else:
             self.optimizer = torch.optim.AdamW(self.model.parameters(), **adamw)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lr_lambda(*self._lr_args, self.total_optimizer_steps)
-        )
+        self.scheduler = build_scheduler(self.optimizer, ta, self.total_optimizer_steps)
 
     # ------------------------------------------------------------------ TP groups see one batch
     def _tp_batch(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], slice]:

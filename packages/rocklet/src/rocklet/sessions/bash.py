@@ -40,51 +40,14 @@ from rock.exceptions import (
     SessionBusyError,
     SessionNotInitializedError,
 )
-from rocklet.config import SESSION_ENV_VAR
+from rocklet.sessions.matching import Result, Waiter, compile_expect, earliest_expect
 from rocklet.sessions.output import Captured, OutputBuffer
 from rocklet.sessions.pty_spawn import Spawned, child_setup, spawn_on_pty
-from rocklet.sessions.quoting import ansi_c_quote, shell_single_quote
+from rocklet.sessions.shell_setup import command_line, rc_text, shell_environment
 
-#: Commands longer than this go through a file instead of the typed line.
-_INLINE_MAX = 1024
 #: Bytes re-scanned before each new chunk, so a marker split across reads is still found.
 _MARKER_OVERLAP = 96
 _EXPECT_OVERLAP = 4096
-_MINIMAL_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "SHELL", "TZ", "TMPDIR")
-_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-class _Result:
-    """What ended a wait: the prompt (with exit code), an `expect` pattern, or the shell's exit."""
-
-    __slots__ = ("captured", "exit_code", "expect_string", "kind")
-
-    def __init__(self, kind: str, captured: Captured, exit_code: int | None, expect_string: str = "") -> None:
-        self.kind, self.captured, self.exit_code, self.expect_string = (
-            kind,
-            captured,
-            exit_code,
-            expect_string,
-        )
-
-
-class _Waiter:
-    __slots__ = ("expect", "future")
-
-    def __init__(self, future: asyncio.Future[_Result], expect: list[tuple[str, re.Pattern[bytes]]]) -> None:
-        self.future, self.expect = future, expect
-
-
-def _compile_expect(patterns: list[str]) -> list[tuple[str, re.Pattern[bytes]]]:
-    """`expect` strings are regular expressions (as pexpect's); one that does not compile is a literal."""
-    compiled = []
-    for pattern in patterns:
-        raw = pattern.encode("utf-8", "surrogateescape")
-        try:
-            compiled.append((pattern, re.compile(raw)))
-        except re.error:
-            compiled.append((pattern, re.compile(re.escape(raw))))
-    return compiled
 
 
 class BashSession:
@@ -116,7 +79,7 @@ class BashSession:
         self._slave_fd = -1
         self._pidfd = -1
         self._out = OutputBuffer(max_output_bytes)
-        self._waiter: _Waiter | None = None
+        self._waiter: Waiter | None = None
         self._at_prompt = False
         self._alive = False
         self._restarting = False
@@ -154,14 +117,14 @@ class BashSession:
             )
         return CreateBashSessionResponse(output=result.captured.text().strip())
 
-    def _spawn(self) -> _Waiter:
+    def _spawn(self) -> Waiter:
         loop = asyncio.get_running_loop()
         self._token = secrets.token_hex(12)
         self._prompt_re = re.compile(rb"__ROCKPS1_" + self._token.encode() + rb"_(\d+)__")
         self._syntax_marker = f"__ROCKSYN_{self._token}__"
         self._cmd_file = self._state_dir / f"cmd-{self._token}"
         rcfile = self._state_dir / f"rc-{self._token}"
-        rcfile.write_text(self._rc_text())
+        rcfile.write_text(rc_text(self._token, self.request.startup_source, self._syntax_marker))
         user = self._target_user()
         if user is not None:
             os.chown(rcfile, user.pw_uid, user.pw_gid)
@@ -172,7 +135,7 @@ class BashSession:
         attrs[3] &= ~(termios.ECHO | termios.ECHONL)  # lflag: no echo of typed input
         termios.tcsetattr(slave, termios.TCSANOW, attrs)
         argv = ["/bin/bash", "--noprofile", "--rcfile", str(rcfile), "-i"]
-        env = self._environment(user)
+        env = shell_environment(self.request, self._base_env, user, self._token)
         try:
             if user is None:
                 self._proc = spawn_on_pty(argv, env, os.ttyname(slave))
@@ -222,42 +185,6 @@ class BashSession:
             raise PermissionError(f"remote_user {name!r} needs the rocklet to run as root")
         return user
 
-    def _environment(self, user: pwd.struct_passwd | None) -> dict[str, str]:
-        if self.request.env_enable:
-            env = dict(os.environ)
-            env.pop(SESSION_ENV_VAR, None)
-        else:
-            env = {k: os.environ[k] for k in _MINIMAL_ENV if k in os.environ}
-            env.setdefault("PATH", _DEFAULT_PATH)
-        if user is not None:
-            env.update(
-                HOME=user.pw_dir, USER=user.pw_name, LOGNAME=user.pw_name, SHELL=user.pw_shell or "/bin/bash"
-            )
-        env.update(self._base_env)
-        env.update(self.request.env or {})
-        env["TERM"] = "dumb"
-        env["PS1"] = f"__ROCKPS1_{self._token}_$?__"
-        env["PS2"] = ""
-        env.pop("PROMPT_COMMAND", None)
-        return env
-
-    def _rc_text(self) -> str:
-        tok = self._token
-        lines = [f"source {src}" for src in self.request.startup_source]
-        lines += [
-            "unset HISTFILE PROMPT_COMMAND",
-            "set +o history",
-            f"__rock_ps1='__ROCKPS1_{tok}_$?__'",
-            "PS1=$__rock_ps1; PS2=''; PS0=''",
-            "PROMPT_COMMAND='PS1=$__rock_ps1'",
-            "bind 'set enable-bracketed-paste off' 2>/dev/null",
-            # Parse the command as a function body (parsing runs nothing); on failure print the syntax marker.
-            "__rock_chk() { if eval \"__rock_syn() { :\"$'\\n'\"$__rock_c\"$'\\n''}' 2>/dev/null; then "
-            f"unset -f __rock_syn; return 0; fi; printf '%s' '{self._syntax_marker}'; return 2; }}",
-            "",
-        ]
-        return "\n".join(lines)
-
     async def close(self) -> None:
         """Kill the shell and everything in its foreground; release the pty."""
         self._closed = True
@@ -299,8 +226,8 @@ class BashSession:
 
     # ------------------------------------------------------------------ reading the pty
 
-    def _new_waiter(self, expect: list[str]) -> _Waiter:
-        waiter = _Waiter(asyncio.get_running_loop().create_future(), _compile_expect(expect))
+    def _new_waiter(self, expect: list[str]) -> Waiter:
+        waiter = Waiter(asyncio.get_running_loop().create_future(), compile_expect(expect))
         self._waiter = waiter
         return waiter
 
@@ -324,18 +251,16 @@ class BashSession:
         while True:
             prompt = self._prompt_re.search(data, start)
             waiter = self._waiter
-            expect_hit: tuple[str, re.Match[bytes]] | None = None
+            expect_hit = None
             if waiter is not None and waiter.expect:
-                from_ = max(0, len(data) - new_bytes - _EXPECT_OVERLAP)
-                for text, pattern in waiter.expect:
-                    match = pattern.search(data, from_)
-                    if match and (expect_hit is None or match.start() < expect_hit[1].start()):
-                        expect_hit = (text, match)
+                expect_hit = earliest_expect(
+                    data, max(0, len(data) - new_bytes - _EXPECT_OVERLAP), waiter.expect
+                )
             if expect_hit is not None and (prompt is None or expect_hit[1].start() < prompt.start()):
                 text, match = expect_hit
                 self._waiter = None
                 waiter.future.set_result(
-                    _Result("expect", self._out.take(match.start(), match.end()), None, text)
+                    Result("expect", self._out.take(match.start(), match.end()), None, text)
                 )  # type: ignore[union-attr]
                 return
             if prompt is None:
@@ -345,7 +270,7 @@ class BashSession:
                 self._waiter = None
                 exit_code = int(prompt.group(1))  # read before take() reshapes the buffer under the match
                 captured = self._out.take(prompt.start(), prompt.end())
-                waiter.future.set_result(_Result("prompt", captured, exit_code))
+                waiter.future.set_result(Result("prompt", captured, exit_code))
                 start = 0
             else:
                 # A prompt nobody waits for (an extra newline typed into the shell): drop the marker.
@@ -373,11 +298,11 @@ class BashSession:
         exit_code = code if code >= 0 else 128 - code
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.future.done():
-            waiter.future.set_result(_Result("eof", self._out.take_all(), exit_code))
+            waiter.future.set_result(Result("eof", self._out.take_all(), exit_code))
         if self._on_exit is not None and not self._restarting and not self._closed:
             self._on_exit(self)
 
-    async def _wait(self, waiter: _Waiter, timeout: float | None) -> bool:
+    async def _wait(self, waiter: Waiter, timeout: float | None) -> bool:
         """Wait for `waiter` without cancelling it; True when it is done."""
         if waiter.future.done():
             return True
@@ -409,13 +334,6 @@ class BashSession:
             if attrs[3] & termios.ECHO:
                 attrs[3] &= ~(termios.ECHO | termios.ECHONL)
                 termios.tcsetattr(self._slave_fd, termios.TCSANOW, attrs)
-
-    def _command_line(self, command: str, checked: bool = True) -> bytes:
-        run = '__rock_chk && eval "$__rock_c"' if checked else 'eval "$__rock_c"'
-        if len(command) <= _INLINE_MAX:
-            return f"__rock_c={ansi_c_quote(command)}; {run}\n".encode()
-        self._cmd_file.write_bytes(command.encode("utf-8", "surrogateescape"))
-        return f"IFS= read -r -d '' __rock_c < {shell_single_quote(str(self._cmd_file))}; {run}\n".encode()
 
     def _ensure_alive(self) -> None:
         if not self._alive:
@@ -449,7 +367,7 @@ class BashSession:
             line = text.encode("utf-8", "surrogateescape")
         else:
             self._no_echo()
-            line = self._command_line(action.command)
+            line = command_line(action.command, self._cmd_file)
         waiter = self._new_waiter(action.expect)
         self._at_prompt = False
         await self._type(line)
@@ -458,7 +376,7 @@ class BashSession:
             result = await self._syntax_error(action)
         return self._observe(action, result, pending, interactive)
 
-    async def _finish(self, waiter: _Waiter, action: BashAction) -> _Result:
+    async def _finish(self, waiter: Waiter, action: BashAction) -> Result:
         if await self._wait(waiter, action.timeout):
             return waiter.future.result()
         how = await self._recover(waiter, timeout=0.5, n_retry=2)
@@ -474,7 +392,7 @@ class BashSession:
             },
         )
 
-    async def _syntax_error(self, action: BashAction) -> _Result:
+    async def _syntax_error(self, action: BashAction) -> Result:
         """The in-shell check failed. Ask `bash -n` for the message; if it accepts the text after all, run it."""
         proc = await asyncio.create_subprocess_exec(
             "/bin/bash",
@@ -493,11 +411,11 @@ class BashSession:
             )
         waiter = self._new_waiter(action.expect)
         self._at_prompt = False
-        await self._type(self._command_line(action.command, checked=False))
+        await self._type(command_line(action.command, self._cmd_file, checked=False))
         return await self._finish(waiter, action)
 
     def _observe(
-        self, action: BashAction, result: _Result, pending: Captured, interactive: bool
+        self, action: BashAction, result: Result, pending: Captured, interactive: bool
     ) -> BashObservation:
         captured = result.captured.prepend(pending)
         output = captured.text()
@@ -551,7 +469,7 @@ class BashSession:
         reason = "" if how == "Ctrl-C" else f"interrupt escalated: {how}"
         return BashObservation(output=output, exit_code=0, failure_reason=reason)
 
-    async def _recover(self, waiter: _Waiter, *, timeout: float, n_retry: int) -> str:
+    async def _recover(self, waiter: Waiter, *, timeout: float, n_retry: int) -> str:
         """Bring the shell back to its prompt; say how."""
         timeout = max(timeout, 0.05)
         for _ in range(max(n_retry, 1)):

@@ -5,15 +5,11 @@ resolved to one of them."""
 
 from __future__ import annotations
 
-import random
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-import numpy as np
-import torch
 
 #: The driver's part of a checkpoint; its presence marks a folder as a roll checkpoint.
 PIPELINE_STATE = "pipeline_state.pt"
@@ -58,14 +54,3 @@ class CheckpointDir:
                 f"resume_from_checkpoint: {path} is not a roll checkpoint (no {PIPELINE_STATE})"
             )
         return path
-
-
-def driver_rng_state() -> dict[str, Any]:
-    """The driver process's random generators (shuffles, sampling of env seeds)."""
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-
-
-def restore_driver_rng(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])

@@ -20,7 +20,7 @@ import torch
 
 from roll.agentic.advantage_stage import advantage_stage
 from roll.agentic.async_rollout import AsyncRollout
-from roll.agentic.checkpoints import PIPELINE_STATE, CheckpointDir, driver_rng_state, restore_driver_rng
+from roll.agentic.checkpoints import PIPELINE_STATE, CheckpointDir
 from roll.agentic.env_manager import ChatFormatter, Trajectory, TrajEnvManager
 from roll.agentic.scheduler import RolloutScheduler
 from roll.agentic.step_metrics import stats, trajectory_metrics
@@ -30,6 +30,7 @@ from roll.config.schema import AgenticConfig
 from roll.config.validate import world_size_of
 from roll.distributed.cluster import Cluster
 from roll.distributed.placement import parse_device_mapping
+from roll.rng import rng_state, set_rng_state
 from roll.strategies.base import LossConfig
 from roll.strategies.registry import strategy_spec
 
@@ -422,7 +423,7 @@ class AgenticPipeline:
                 "schedulers": schedulers,
                 "kl_coef": self.kl_ctrl.value,
                 "infer_rng": infer_rng,
-                "rng": driver_rng_state(),
+                "rng": rng_state(),
             }
             torch.save(state, tmp / PIPELINE_STATE)
         return self.checkpoints.root / f"checkpoint-{step}"
@@ -443,7 +444,7 @@ class AgenticPipeline:
                 w.call("set_rng_state", rng)
             else:
                 self.actor_infer._get(w.call.remote("set_rng_state", rng), "set_rng_state")
-        restore_driver_rng(state["rng"])
+        set_rng_state(state["rng"])
         self.start_step = state["step"] + 1
         self.tracker.truncate_after(state["step"])
 

@@ -18,7 +18,7 @@ import torch
 
 from roll.models.registry import cache_dir
 from roll.strategies.ds_config import hidden_size, resolve_ds_config, zero_stage
-from roll.strategies.hf_base import _rng_state, _set_rng_state, load_model_and_tokenizer
+from roll.strategies.hf_base import load_model_and_tokenizer
 from roll.strategies.hf_critic import HfCriticStrategy
 from roll.strategies.hf_training import HfTrainStrategy
 from roll.strategies.lr_schedule import build_scheduler
@@ -214,14 +214,7 @@ class _DeepSpeedTrain:
         state = self.state_dict()
         if self.rank == 0:
             _export_hf(self.engine.module, state, self.tokenizer, target / "model")
-        torch.save(
-            {
-                "global_step": self.global_step,
-                "total_optimizer_steps": self.total_optimizer_steps,
-                "rng": _rng_state(),
-            },
-            target / f"train_state_rank{self.rank}.pt",
-        )
+        self._save_train_state(target)
 
     def load_checkpoint(self, path: str) -> None:
         target = Path(path)
@@ -232,10 +225,8 @@ class _DeepSpeedTrain:
         )
         if loaded is None:
             raise RuntimeError(f"DeepSpeed could not load {target / 'deepspeed' / TAG}")
-        saved = torch.load(target / f"train_state_rank{self.rank}.pt", weights_only=False)
-        self.global_step = saved["global_step"]
-        self.set_total_steps(saved["total_optimizer_steps"])  # lambdas are not in the scheduler's state
-        _set_rng_state(saved["rng"])
+        self._load_train_state(target)
+        self.set_total_steps(self.total_optimizer_steps)  # lambdas are not in the scheduler's state
 
 
 def _chunks(named: list, limit: int):

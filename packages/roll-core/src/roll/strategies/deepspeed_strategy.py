@@ -136,6 +136,8 @@ class _DeepSpeedTrain:
         self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
             model=module, optimizer=optimizer, lr_scheduler=schedule, config=self.ds_config
         )
+        if self.stage == 3:
+            _share_fp32_partitions(self.optimizer)
         # forwards go through the engine: it keeps ZeRO-3's micro-step count (accumulation) per forward
         self.model = self.engine
         self.model.train()
@@ -227,6 +229,23 @@ class _DeepSpeedTrain:
             raise RuntimeError(f"DeepSpeed could not load {target / 'deepspeed' / TAG}")
         self._load_train_state(target)
         self.set_total_steps(self.total_optimizer_steps)  # lambdas are not in the scheduler's state
+
+
+def _share_fp32_partitions(zero_optimizer) -> None:
+    """Training in fp32 without offload, ZeRO-3's fp32 master partitions alias its parameter partitions.
+
+    DeepSpeed means to share them when dtype and device match, but its check compares a torch.device with
+    a str and never holds, so each rank keeps a second fp32 copy (4 B/param / world size). Shared, the
+    optimizer steps the partition the forward gathers from and DeepSpeed's copy-back is a self-copy.
+    """
+    if getattr(zero_optimizer, "offload_optimizer", True) or getattr(zero_optimizer, "offload_param", True):
+        return
+    for lp, master in zip(
+        zero_optimizer.fp16_partitioned_groups_flat, zero_optimizer.fp32_partitioned_groups_flat, strict=True
+    ):
+        same = lp.dtype == master.dtype and lp.device == master.device and lp.shape == master.shape
+        if same and lp.data_ptr() != master.data_ptr():
+            master.data = lp.data
 
 
 def _chunks(named: list, limit: int):

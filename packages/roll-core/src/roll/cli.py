@@ -63,7 +63,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args = build_parser().parse_args(argv)
     from roll.config import ConfigError, load_and_validate, placement_plan_text
-    from roll.platforms import select_platform
 
     config_dir = _find_config_dir(args.config_path)
     try:
@@ -77,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         import yaml
 
         print(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False, allow_unicode=True, width=120))
-        print(placement_plan_text(plan, select_platform(config.platform)))
+        print(placement_plan_text(plan))
         return 0
     from roll.agentic.pipeline import AgenticPipeline
 

@@ -1,6 +1,6 @@
 """Configuration: ROLL-style YAML → `AgenticConfig`, strictly validated before any worker starts."""
 
-from roll.config.loader import ConfigError, load_config
+from roll.config.loader import load_config
 from roll.config.schema import (
     AgenticConfig,
     CustomEnv,
@@ -12,6 +12,7 @@ from roll.config.schema import (
     WorkerConfig,
 )
 from roll.config.validate import finalize, placement_plan_text, validate
+from roll.errors import ConfigError
 
 __all__ = [
     "AgenticConfig",
@@ -33,12 +34,6 @@ __all__ = [
 
 def load_and_validate(config_path, config_name, overrides=None, check_environment=True):
     """Load, derive and validate; returns (config, resolved dict, placement plan). Raises ConfigError."""
-    from roll.config.loader import ConfigError as _Err
-
     config, resolved = load_config(config_path, config_name, overrides)
     finalize(config)
-    try:
-        plan = validate(config, check_environment=check_environment)
-    except _Err:
-        raise
-    return config, resolved, plan
+    return config, resolved, validate(config, check_environment=check_environment)

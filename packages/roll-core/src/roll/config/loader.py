@@ -1,40 +1,47 @@
-"""YAML loading: `defaults:` composition, command-line overrides, `${...}` interpolation, strict typing.
+"""YAML loading: `defaults:` composition, command-line overrides, `${...}` interpolation, typed checking.
 
 Composition follows Hydra's rules for the forms ROLL's examples use:
 `- ../config/traj_envs@_here_` (merge at the root), `- path@pkg` (merge under `pkg`), `- group: option`
 (file `group/option.yaml` under `group`), `- _self_` (where the file itself goes; last when absent).
-Paths are relative to the including file's folder. Overrides (`a.b=1`, `+new=2`, `~a.b`) apply after
-composition and before interpolation, so they flow into every `${...}` that refers to them.
+Paths are relative to the including file's folder. Hydra's compose is not used (every hydra-core release
+requires omegaconf < 2.4; roll-core runs on 2.4), so OmegaConf reads, merges and resolves.
+Overrides (`a.b=1`, `+new=2`, `~a.b`) apply after composition and before interpolation, so they flow
+into every `${...}` that refers to them; values are read as OmegaConf reads a dotlist (YAML, `1e-3` a
+number). pydantic checks the result against the schema dataclasses: every unknown key (with a
+did-you-mean) and every wrong type, all at once.
 """
 
 from __future__ import annotations
 
-import contextlib
+import copy
 import dataclasses
 import difflib
+import functools
+import operator
 import types
 import typing
 from pathlib import Path
 from typing import Any
 
-import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+from pydantic import TypeAdapter, ValidationError
+from yaml import YAMLError
 
 from roll.config.hints import did_you_mean
 from roll.config.schema import AgenticConfig
 from roll.errors import ConfigError
 
+_WHERE_MERGED = ("", "_here_", "_global_")  # packages that merge at the including file's root
 
-def _read_yaml(path: Path) -> dict:
+
+def _read_yaml(path: Path) -> DictConfig:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
+        data = OmegaConf.load(path)
+    except (YAMLError, OmegaConfBaseException) as exc:
         raise ConfigError([("", f"{path}: not valid YAML: {exc}")]) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError([("", f"{path}: the top level must be a mapping, got {type(data).__name__}")])
+    if not isinstance(data, DictConfig):
+        raise ConfigError([("", f"{path}: the top level must be a mapping, got a list")])
     return data
 
 
@@ -47,10 +54,20 @@ def _resolve_file(base_dir: Path, ref: str) -> Path:
     return candidate
 
 
-def _nest(package: str, content: dict) -> dict:
-    for part in reversed(package.split(".")):
-        content = {part: content}
-    return content
+def _default_entry(path: Path, entry: Any) -> tuple[str | None, str]:
+    """(file reference, package) of one `defaults:` entry; (None, _) for a group set to null."""
+    if isinstance(entry, str):
+        if entry.startswith(("override ", "optional ")):
+            raise ConfigError(
+                [("defaults", f"{entry!r}: Hydra's override/optional default entries are not supported")]
+            )
+        ref, _, package = entry.partition("@")
+        return ref, package
+    if isinstance(entry, DictConfig) and len(entry) == 1:
+        group, option = next(iter(entry.items()))
+        group_name, _, package = str(group).partition("@")
+        return (None if option is None else f"{group_name}/{option}"), package or Path(group_name).name
+    raise ConfigError([("defaults", f"{path}: unsupported defaults entry {entry!r}")])
 
 
 def compose(path: Path, _stack: tuple[Path, ...] = ()) -> DictConfig:
@@ -59,206 +76,111 @@ def compose(path: Path, _stack: tuple[Path, ...] = ()) -> DictConfig:
     if path in _stack:
         chain = " -> ".join(str(p) for p in (*_stack, path))
         raise ConfigError([("defaults", f"circular include: {chain}")])
-    data = _read_yaml(path)
-    defaults = data.pop("defaults", None) or []
-    if not isinstance(defaults, list):
+    own = _read_yaml(path)
+    defaults = own.pop("defaults", None) or []
+    if not isinstance(defaults, (list, ListConfig)):
         raise ConfigError([("defaults", f"{path}: `defaults` must be a list, got {type(defaults).__name__}")])
     parts: list[DictConfig] = []
-    self_cfg = OmegaConf.create(data)
-    self_seen = False
     for entry in defaults:
         if entry == "_self_":
-            parts.append(self_cfg)
-            self_seen = True
+            parts.append(own)
             continue
-        if isinstance(entry, str):
-            if entry.startswith(("override ", "optional ")):
-                raise ConfigError(
-                    [("defaults", f"{entry!r}: Hydra's override/optional default entries are not supported")]
-                )
-            ref, _, package = entry.partition("@")
-            included = compose(_resolve_file(path.parent, ref), (*_stack, path))
-            if package and package not in ("_here_", "_global_"):
-                included = OmegaConf.create(_nest(package, OmegaConf.to_container(included, resolve=False)))
-            parts.append(included)
-        elif isinstance(entry, dict) and len(entry) == 1:
-            group, option = next(iter(entry.items()))
-            if option is None:
-                continue
-            group_name, _, package = str(group).partition("@")
-            included = compose(_resolve_file(path.parent, f"{group_name}/{option}"), (*_stack, path))
-            target = package if package and package not in ("_here_", "_global_") else Path(group_name).name
-            if package in ("_here_", "_global_"):
-                parts.append(included)
-            else:
-                parts.append(OmegaConf.create(_nest(target, OmegaConf.to_container(included, resolve=False))))
-        else:
-            raise ConfigError([("defaults", f"{path}: unsupported defaults entry {entry!r}")])
-    if not self_seen:
-        parts.append(self_cfg)
+        ref, package = _default_entry(path, entry)
+        if ref is None:
+            continue
+        included = compose(_resolve_file(path.parent, ref), (*_stack, path))
+        if package not in _WHERE_MERGED:
+            nested = OmegaConf.create()
+            OmegaConf.update(nested, package, included, merge=False, force_add=True)
+            included = nested
+        parts.append(included)
+    if "_self_" not in defaults:
+        parts.append(own)
     return OmegaConf.merge(*parts) if parts else OmegaConf.create({})
 
 
-def _parse_override(text: str) -> tuple[str, str, Any]:
-    """`a.b=1` → ("set", "a.b", 1); `+a=1` → ("add", ...); `~a.b` → ("del", "a.b", None)."""
-    if text.startswith("~"):
-        return "del", text[1:].split("=", 1)[0], None
-    if "=" not in text:
-        raise ConfigError([("", f"override {text!r} is not of the form key=value")])
-    key, value = text.split("=", 1)
-    op = "add" if key.startswith("+") else "set"
-    key = key.lstrip("+").strip()
-    if not key:
-        raise ConfigError([("", f"override {text!r} has an empty key")])
-    try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError:
-        parsed = value
-    if isinstance(parsed, str):  # YAML 1.1 reads "1e-3" as a string; a number is meant
-        with contextlib.suppress(ValueError):
-            parsed = float(parsed) if any(c in parsed for c in ".eE") else int(parsed)
-    return op, key, parsed
-
-
 def apply_overrides(cfg: DictConfig, overrides: list[str]) -> list[tuple[str, str]]:
-    """Apply command-line overrides in place; returns problems (unknown keys without '+', ...)."""
+    """Apply command-line overrides in place; returns problems (keys to delete that are not there)."""
     problems: list[tuple[str, str]] = []
     for text in overrides:
-        op, key, value = _parse_override(text)
-        exists = (
-            OmegaConf.select(cfg, key, default=_MISSING, throw_on_resolution_failure=False) is not _MISSING
-        )
-        if op == "del":
+        key, sep, value = text.lstrip("+~").partition("=")
+        key = key.strip()
+        if text.startswith("~"):
             parent_key, _, leaf = key.rpartition(".")
-            parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
-            if not exists or not isinstance(parent, DictConfig):
-                problems.append((key, f"override ~{key}: no such key to delete"))
-                continue
-            del parent[leaf]
-            continue
-        if op == "set" and not exists and not _schema_knows(key):
-            problems.append(
-                (key, f"override {text!r}: unknown key{_did_you_mean_path(key)}; use +{key}=... to add")
+            parent = (
+                OmegaConf.select(cfg, parent_key, throw_on_resolution_failure=False) if parent_key else cfg
             )
+            if not isinstance(parent, DictConfig) or leaf not in parent:
+                problems.append((key, f"override ~{key}: no such key to delete"))
+            else:
+                del parent[leaf]
             continue
-        OmegaConf.update(cfg, key, value, merge=False, force_add=True)
+        if not sep:
+            raise ConfigError([("", f"override {text!r} is not of the form key=value")])
+        if not key:
+            raise ConfigError([("", f"override {text!r} has an empty key")])
+        try:
+            parsed = OmegaConf.to_container(OmegaConf.from_dotlist([f"value={value}"]))["value"]
+        except YAMLError:  # not YAML (`a: b: c`): the text as written
+            parsed = value
+        OmegaConf.update(
+            cfg, key, "" if parsed is None and not value.strip() else parsed, merge=False, force_add=True
+        )
     return problems
 
 
-_MISSING = object()
+@functools.cache
+def _schema() -> TypeAdapter:
+    return TypeAdapter(AgenticConfig)
 
 
-def _schema_knows(dotted: str) -> bool:
-    """True when a dotted path names a field of the schema (so `key=value` may create it)."""
-    cls: Any = AgenticConfig
-    for part in dotted.split("."):
-        if not dataclasses.is_dataclass(cls):
-            return cls is dict or typing.get_origin(cls) is dict
-        hints = typing.get_type_hints(cls)
-        if part not in hints:
-            return False
-        cls = _unwrap_optional(hints[part])
-    return True
+_EXPECTED = {
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true/false",
+    "string": "a string",
+    "list": "a list",
+    "dict": "a mapping",
+    "dataclass": "a mapping",
+}
 
 
-def _did_you_mean_path(dotted: str) -> str:
-    cls: Any = AgenticConfig
-    for part in dotted.split("."):
-        if not dataclasses.is_dataclass(cls):
-            return ""
-        hints = typing.get_type_hints(cls)
-        if part not in hints:
-            close = difflib.get_close_matches(part, hints, n=1, cutoff=0.6)
-            return f" (did you mean {close[0]!r}?)" if close else ""
-        cls = _unwrap_optional(hints[part])
-    return ""
+def check_types(data: dict) -> tuple[AgenticConfig | None, list[tuple[str, str]]]:
+    """`data` as an AgenticConfig, or None and (path, message) for every unknown key and wrong type."""
+    try:
+        return _schema().validate_python(data), []
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+    empty = [e["loc"] for e in errors if e["type"] == "dataclass_type" and e["input"] is None]
+    if empty:  # a section left empty (`model_args:`) takes its defaults
+        data = copy.deepcopy(data)
+        for loc in empty:
+            functools.reduce(operator.getitem, loc[:-1], data)[loc[-1]] = {}
+        return check_types(data)
+    return None, sorted(_problem(error) for error in errors)
 
 
-def _unwrap_optional(tp: Any) -> Any:
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(args) == 1:
-            return args[0]
-    return tp
+def _problem(error: dict) -> tuple[str, str]:
+    loc = error["loc"]
+    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+    kind = error["type"]
+    if kind == "unexpected_keyword_argument":
+        return path, f"unknown key{did_you_mean(loc[-1], _keys_at(loc[:-1]))}"
+    value = error["input"]
+    what = _EXPECTED.get(kind.split("_")[0])
+    if what is None:
+        return path, error["msg"]
+    return path, f"expected {what}, got {type(value).__name__} {value!r}"
 
 
-def _check_type(value: Any, tp: Any, path: str, problems: list[tuple[str, str]]) -> Any:
-    """`value` converted to `tp` (dataclasses built recursively); problems appended, never raised."""
-    if tp is Any:
-        return value
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        non_none = [a for a in args if a is not type(None)]
-        if len(non_none) == 1:
-            return _check_type(value, non_none[0], path, problems)
-        for arg in non_none:
-            trial: list[tuple[str, str]] = []
-            out = _check_type(value, arg, path, trial)
-            if not trial:
-                return out
-        problems.append((path, f"expected {tp}, got {value!r}"))
-        return value
-    if dataclasses.is_dataclass(tp):
-        if value is None:
-            return tp()
-        if not isinstance(value, dict):
-            problems.append(
-                (path, f"expected a mapping ({tp.__name__}), got {type(value).__name__} {value!r}")
-            )
-            return tp()
-        return build_dataclass(tp, value, path, problems)
-    if origin is list or tp is list:
-        if not isinstance(value, (list, tuple)):
-            problems.append((path, f"expected a list, got {type(value).__name__} {value!r}"))
-            return value
-        (item_tp,) = typing.get_args(tp) or (Any,)
-        return [_check_type(v, item_tp, f"{path}[{i}]", problems) for i, v in enumerate(value)]
-    if origin is dict or tp is dict:
-        if not isinstance(value, dict):
-            problems.append((path, f"expected a mapping, got {type(value).__name__} {value!r}"))
-            return value
-        args = typing.get_args(tp)
-        if len(args) == 2:
-            return {k: _check_type(v, args[1], f"{path}.{k}", problems) for k, v in value.items()}
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            problems.append((path, f"expected true/false, got {value!r}"))
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            problems.append((path, f"expected an integer, got {value!r}"))
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            problems.append((path, f"expected a number, got {value!r}"))
-            return value
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return str(value)
-            problems.append((path, f"expected a string, got {type(value).__name__} {value!r}"))
-        return value
-    return value
-
-
-def build_dataclass(cls: type, data: dict, path: str, problems: list[tuple[str, str]]) -> Any:
-    """`cls(**data)` with every unknown key reported (path + did-you-mean) and every value type-checked."""
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for key, value in data.items():
-        sub = f"{path}.{key}" if path else str(key)
-        if key not in hints:
-            problems.append((sub, f"unknown key{did_you_mean(key, hints)}"))
-            continue
-        kwargs[key] = _check_type(value, hints[key], sub, problems)
-    return cls(**kwargs)
+def _keys_at(loc: tuple) -> list[str]:
+    """The field names of the schema section at `loc` (a path of field names, dict keys, list indexes)."""
+    tp: Any = AgenticConfig
+    for part in loc:
+        tp = typing.get_type_hints(tp)[part] if dataclasses.is_dataclass(tp) else typing.get_args(tp)[-1]
+        if typing.get_origin(tp) in (typing.Union, types.UnionType):  # X | None
+            tp = next(a for a in typing.get_args(tp) if a is not type(None))
+    return [f.name for f in dataclasses.fields(tp)]
 
 
 def load_config(
@@ -285,11 +207,8 @@ def load_config(
             [*problems, (str(key), f"interpolation failed: {exc.msg if hasattr(exc, 'msg') else exc}")]
         ) from None
     assert isinstance(resolved, dict)
-    config = build_dataclass(AgenticConfig, resolved, "", problems)
+    config, type_problems = check_types(resolved)
+    problems += type_problems
     if problems:
         raise ConfigError(problems, source=str(file))
     return config, resolved
-
-
-def config_to_dict(config: Any) -> dict:
-    return dataclasses.asdict(config)

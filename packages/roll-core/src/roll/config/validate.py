@@ -12,33 +12,22 @@ import importlib.util
 import math
 from pathlib import Path
 
+from roll.config import rules
 from roll.config.hints import did_you_mean
-from roll.config.loader import ConfigError
+from roll.config.rules import field_problems
 from roll.config.schema import (
     AGENT_NATIVE_MANAGERS,
+    FA2_NAMES,
     AgenticConfig,
+    AgentNativeConfig,
     EnvManagerConfig,
     GeneratingArgs,
     StrategyArgs,
     WorkerConfig,
 )
 from roll.distributed.placement import DeviceMappingError, RolePlacement, colocation, parse_device_mapping
+from roll.errors import ConfigError
 
-ADV_NOT_BUILT = {"gigpo", "step_reinforce", "agentic_reinforce"}
-NORM_METHODS = {"identity", "mean", "mean_std", "asym_clip"}
-LOSS_AGG_MODES = {"token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"}
-KL_PENALTIES = {"kl", "k1", "abs", "mse", "k3"}
-TRACKERS = {"tensorboard", "stdout", "jsonl"}
-TRACKERS_NOT_BUILT = {"wandb", "swanlab", "trackio"}
-TRAJ_MANAGERS = {
-    None,
-    "roll.agentic.env_manager.TrajEnvManager",
-    "roll.pipeline.agentic.env_manager.traj_env_manager.TrajEnvManager",
-    "TrajEnvManager",
-    *AGENT_NATIVE_MANAGERS,  # roll.agentic.agent_native: an agent program in a sandbox per episode
-}
-FA2_NAMES = {"fa2", "flash_attention_2", "flash_attn"}
-ATTN_NAMES = {None, "eager", "sdpa", *FA2_NAMES}
 BUILTIN_MODELS = {"builtin:tiny-qwen2", "builtin:smollm2-135m"}
 
 
@@ -93,236 +82,199 @@ def world_size_of(role: WorkerConfig) -> int:
     return max(1, len(devices) // max(1, role.num_gpus_per_worker))
 
 
+class PlacementPlan(list):
+    """The roles' placements, with the platform they were checked against (the dry run prints both)."""
+
+    def __init__(self, placements: list[RolePlacement], platform: type) -> None:
+        super().__init__(placements)
+        self.platform = platform
+
+
 def validate(
     cfg: AgenticConfig, platform: type | None = None, check_environment: bool = True
-) -> list[RolePlacement]:
+) -> PlacementPlan:
     """Raise ConfigError listing every problem; return the placement plan when there is none."""
-    from roll.platforms import PlatformUnavailable, current_platform, select_platform
-
-    p: list[tuple[str, str]] = []
+    problems: list[tuple[str, str]] = []
 
     def err(path: str, msg: str) -> None:
-        p.append((path, msg))
+        problems.append((path, msg))
 
     if platform is None:
-        try:
-            platform = select_platform(cfg.platform, require_available=check_environment)
-        except (KeyError, PlatformUnavailable) as exc:
-            err("platform", str(exc.args[0]))
-            platform = current_platform()
-
-    # --- algorithm choices
-    from roll.algorithms.functionals import advantage_estimators  # torch: only once a config is checked
-
-    if cfg.adv_estimator in ADV_NOT_BUILT:
-        err(
-            "adv_estimator",
-            f"{cfg.adv_estimator!r} is not implemented in roll-core 0.1; use grpo, reinforce or gae",
-        )
-    elif cfg.adv_estimator not in advantage_estimators():
-        err("adv_estimator", f"unknown estimator {cfg.adv_estimator!r}; one of {advantage_estimators()}")
-    if cfg.reward_normalization.method not in NORM_METHODS:
-        err(
-            "reward_normalization.method",
-            f"unknown method {cfg.reward_normalization.method!r}; one of {sorted(NORM_METHODS)}",
-        )
-    if cfg.loss_agg_mode not in LOSS_AGG_MODES:
-        err("loss_agg_mode", f"unknown mode {cfg.loss_agg_mode!r}; one of {sorted(LOSS_AGG_MODES)}")
-    if cfg.kl_penalty == "full":
-        err(
-            "kl_penalty",
-            "'full' (full-distribution KL) is not implemented in roll-core 0.1; use kl, abs, mse or k3",
-        )
-    elif cfg.kl_penalty not in KL_PENALTIES:
-        err("kl_penalty", f"unknown estimator {cfg.kl_penalty!r}; one of {sorted(KL_PENALTIES)}")
-    if cfg.ratio_type not in ("token",):
-        err("ratio_type", f"{cfg.ratio_type!r} is not implemented in roll-core 0.1; use 'token'")
-    if cfg.train_infer_correction:
-        err("train_infer_correction", "not implemented in roll-core 0.1; remove the key")
-    ratio = cfg.async_generation_ratio
-    if ratio < 0 or ratio != int(ratio):
-        err(
-            "async_generation_ratio",
-            f"must be a whole number of policy versions >= 0 (0 = synchronous), got {ratio}",
-        )
-    elif ratio > 0 and cfg.actor_train.model_update_frequency != 1:
-        err(
-            "actor_train.model_update_frequency",
-            f"async_generation_ratio > 0 needs the weights synced after every step (1), got "
-            f"{cfg.actor_train.model_update_frequency}",
-        )
-    if cfg.batch_adjust_mode not in ("copy", "delete", "auto", "random_sample"):
-        err("batch_adjust_mode", f"unknown mode {cfg.batch_adjust_mode!r}")
-    if cfg.value_clip is not None and cfg.value_clip <= 0:
-        err("value_clip", f"must be > 0 (or null = no clipping), got {cfg.value_clip}")
-    grouping_keys = {"batch", "traj_group_id", "tags", "tag", "group_id", "env_id", "traj_id"}
-    if cfg.reward_normalization.grouping not in grouping_keys:
-        err(
-            "reward_normalization.grouping",
-            f"unknown grouping {cfg.reward_normalization.grouping!r}; one of {sorted(grouping_keys)}",
-        )
-    for key in ("max_steps", "ppo_epochs", "logging_steps", "eval_steps", "save_steps"):
-        if getattr(cfg, key) <= 0:
-            err(key, f"must be > 0, got {getattr(cfg, key)}")
-    if cfg.sequence_length is None:
-        err("sequence_length", "missing: set sequence_length (or prompt_length + response_length)")
-    elif cfg.sequence_length <= 0:
-        err("sequence_length", f"must be > 0, got {cfg.sequence_length}")
-    if cfg.track_with in TRACKERS_NOT_BUILT:
-        err(
-            "track_with",
-            f"{cfg.track_with!r} is not built into roll-core 0.1; use tensorboard, stdout or jsonl",
-        )
-    elif cfg.track_with not in TRACKERS:
-        err("track_with", f"unknown tracker {cfg.track_with!r}; one of {sorted(TRACKERS)}")
-    if cfg.runtime not in ("auto", "local", "ray"):
-        err("runtime", f"must be 'auto', 'local' or 'ray', got {cfg.runtime!r}")
-    if cfg.checkpoint_config.type != "file_system":
-        err("checkpoint_config.type", f"only 'file_system' is supported, got {cfg.checkpoint_config.type!r}")
-
-    # --- env managers, batch and group arithmetic
+        platform = _select_platform(cfg, check_environment, err)
+    for section, path in (
+        (cfg, ""),
+        (cfg.reward_normalization, "reward_normalization"),
+        (cfg.checkpoint_config, "checkpoint_config"),
+    ):
+        problems += field_problems(section, path)
+    _check_async(cfg, err)
     for name, mgr, batch in (
         ("train_env_manager", cfg.train_env_manager, cfg.rollout_batch_size),
         ("val_env_manager", cfg.val_env_manager, cfg.val_batch_size),
     ):
         _validate_env_manager(cfg, name, mgr, batch, err)
     _check_rock_urls(cfg, err, probe=check_environment)
-
-    # --- roles: strategies, devices, models, DP arithmetic
-    placements: list[RolePlacement] = []
-    n_devices = platform.device_count()
-    for name, role in _roles(cfg):
-        strategy = role.strategy_args.strategy_name
-        want = "train" if name in ("actor_train", "critic") else "infer"
-        try:
-            from roll.strategies.registry import strategy_spec, unavailable_reason
-
-            spec = strategy_spec(strategy)
-            if name == "critic" and spec.kind == "train" and spec.target and spec.critic_target is None:
-                err(
-                    f"{name}.strategy_args.strategy_name",
-                    f"{strategy!r} has no critic (value model) variant in roll-core; use hf_train",
-                )
-            if spec.kind != want:
-                err(
-                    f"{name}.strategy_args.strategy_name",
-                    f"{strategy!r} is an {spec.kind} strategy; {name} needs a {want} strategy",
-                )
-            reason = unavailable_reason(strategy)
-            if reason and check_environment:
-                err(f"{name}.strategy_args.strategy_name", reason)
-        except KeyError as exc:
-            err(f"{name}.strategy_args.strategy_name", str(exc.args[0]))
-        for path, msg in platform.check_role(name, role, check_environment):  # the platform's backend rules
-            err(path, msg)
-        try:
-            devices = parse_device_mapping(role.device_mapping)
-        except DeviceMappingError as exc:
-            err(f"{name}.device_mapping", str(exc))
-            continue
-        if devices is None:
-            if role.world_size is None or role.world_size < 1:
-                err(
-                    f"{name}.world_size",
-                    "a CPU role (device_mapping: null) needs an explicit world_size >= 1",
-                )
-            world = role.world_size or 1
-        else:
-            if role.num_gpus_per_worker < 1 or len(devices) % role.num_gpus_per_worker:
-                err(
-                    f"{name}.device_mapping",
-                    f"{len(devices)} devices is not a multiple of num_gpus_per_worker={role.num_gpus_per_worker}",
-                )
-            world = max(1, len(devices) // max(1, role.num_gpus_per_worker))
-            if check_environment and max(devices) >= n_devices:
-                err(
-                    f"{name}.device_mapping",
-                    f"uses devices {devices} but this machine has "
-                    + (
-                        f"{n_devices} {platform.name} device(s)"
-                        if n_devices
-                        else f"no accelerator (platform {platform.name})"
-                    )
-                    + f"; on CPU set `{name}.device_mapping: null` and `{name}.world_size: N`",
-                )
-            if role.world_size not in (None, world):
-                err(f"{name}.world_size", f"{role.world_size} contradicts device_mapping ({world} workers)")
-        if world > 1 and cfg.runtime == "local":  # "auto" picks ray
-            err(
-                f"{name}.world_size",
-                f"world_size={world} needs `runtime: ray` (local runtime runs one worker per role)",
-            )
-        placements.append(RolePlacement(name, strategy, devices, world))
-        if strategy == "deepspeed_train" and check_environment and unavailable_reason(strategy) is None:
-            from roll.strategies.ds_config import validate_role
-
-            for path, msg in validate_role(name, role, world):
-                err(path, msg)
-        if strategy == "megatron_train":  # ROLL's megatron keys, the model's shape, CUDA
-            from roll.strategies.megatron_config import validate_role as megatron_rules
-
-            on = platform.device_type if devices else "cpu"  # a device_mapping: null role runs on the CPU
-            p.extend(megatron_rules(name, role, world, on, check_environment))
-        if strategy == "vllm":  # ROLL's vllm strategy_config keys and sampling args (no vllm import)
-            from roll.strategies.vllm_args import validate_role as vllm_rules
-
-            p.extend(vllm_rules(name, role, devices))
-        if check_environment:
-            _check_model(cfg, name, role, platform, devices, err)
+    placements = [
+        _check_role(cfg, name, role, platform, check_environment, err) for name, role in _roles(cfg)
+    ]
+    placements = [pl for pl in placements if pl is not None]
     colocation(placements)
+    _check_batch_arithmetic(cfg, placements, err)
+    if problems:
+        raise ConfigError(list(dict.fromkeys(problems)))
+    return PlacementPlan(placements + _env_placements(cfg), platform)
 
-    train = cfg.actor_train
-    dp = next((pl.world_size for pl in placements if pl.role == "actor_train"), 1)
-    if cfg.rollout_batch_size > 0 and cfg.rollout_batch_size % dp:
+
+def _select_platform(cfg: AgenticConfig, check_environment: bool, err) -> type:
+    from roll.platforms import PlatformUnavailable, current_platform, select_platform
+
+    try:
+        return select_platform(cfg.platform, require_available=check_environment)
+    except (KeyError, PlatformUnavailable) as exc:
+        err("platform", str(exc.args[0]))
+        return current_platform()
+
+
+def _check_async(cfg: AgenticConfig, err) -> None:
+    """Rollouts ahead of training need the weights synced after every step."""
+    ratio, every = cfg.async_generation_ratio, cfg.actor_train.model_update_frequency
+    if ratio > 0 and rules.async_ratio(ratio) is None and every != 1:
         err(
-            "rollout_batch_size",
-            f"{cfg.rollout_batch_size} is not divisible by actor_train's data-parallel size {dp}",
+            "actor_train.model_update_frequency",
+            f"async_generation_ratio > 0 needs the weights synced after every step (1), got {every}",
         )
-    mini = (
-        train.training_args.per_device_train_batch_size * train.training_args.gradient_accumulation_steps * dp
-    )
-    if (
-        train.training_args.per_device_train_batch_size < 1
-        or train.training_args.gradient_accumulation_steps < 1
-    ):
-        err(
-            "actor_train.training_args",
-            "per_device_train_batch_size and gradient_accumulation_steps must be >= 1",
-        )
-    elif cfg.rollout_batch_size >= mini and cfg.rollout_batch_size % mini:
-        err(
-            "rollout_batch_size",
-            f"{cfg.rollout_batch_size} is not a multiple of the optimizer mini-batch "
-            f"per_device_train_batch_size×gradient_accumulation_steps×dp = "
-            f"{train.training_args.per_device_train_batch_size}×{train.training_args.gradient_accumulation_steps}×{dp} = {mini}",
-        )
-    critic_dp = next((pl.world_size for pl in placements if pl.role == "critic"), None)
-    if critic_dp and cfg.rollout_batch_size > 0 and cfg.rollout_batch_size % critic_dp:
-        err(
-            "rollout_batch_size",
-            f"{cfg.rollout_batch_size} is not divisible by critic's data-parallel size {critic_dp}",
-        )
-    if cfg.critic is not None and critic_dp:
-        cta = cfg.critic.training_args
-        if cta.per_device_train_batch_size < 1 or cta.gradient_accumulation_steps < 1:
+
+
+def _check_role(cfg: AgenticConfig, name: str, role: WorkerConfig, platform, check_environment: bool, err):
+    """The role's strategy, platform rules, devices and backend keys; its placement (None: unplaceable)."""
+    _check_strategy(name, role.strategy_args.strategy_name, check_environment, err)
+    for path, msg in platform.check_role(name, role, check_environment):  # the platform's backend rules
+        err(path, msg)
+    try:
+        devices = parse_device_mapping(role.device_mapping)
+    except DeviceMappingError as exc:
+        err(f"{name}.device_mapping", str(exc))
+        return None
+    world = _check_world(cfg, name, role, devices, platform, check_environment, err)
+    _check_backend_keys(name, role, world, devices, platform, check_environment, err)
+    if check_environment:
+        _check_model(cfg, name, role, platform, devices, err)
+    return RolePlacement(name, role.strategy_args.strategy_name, devices, world)
+
+
+def _check_strategy(name: str, strategy: str, check_environment: bool, err) -> None:
+    from roll.strategies.registry import strategy_spec, unavailable_reason
+
+    path = f"{name}.strategy_args.strategy_name"
+    want = "train" if name in ("actor_train", "critic") else "infer"
+    try:
+        spec = strategy_spec(strategy)
+    except KeyError as exc:
+        err(path, str(exc.args[0]))
+        return
+    if name == "critic" and spec.kind == "train" and spec.target and spec.critic_target is None:
+        err(path, f"{strategy!r} has no critic (value model) variant in roll-core; use hf_train")
+    if spec.kind != want:
+        err(path, f"{strategy!r} is an {spec.kind} strategy; {name} needs a {want} strategy")
+    reason = unavailable_reason(strategy)
+    if reason and check_environment:
+        err(path, reason)
+
+
+def _check_world(cfg, name: str, role: WorkerConfig, devices, platform, check_environment: bool, err) -> int:
+    """The role's worker count from device_mapping (or world_size on CPU), every contradiction reported."""
+    if devices is None:
+        if role.world_size is None or role.world_size < 1:
+            err(f"{name}.world_size", "a CPU role (device_mapping: null) needs an explicit world_size >= 1")
+        world = role.world_size or 1
+    else:
+        if role.num_gpus_per_worker < 1 or len(devices) % role.num_gpus_per_worker:
             err(
-                "critic.training_args",
+                f"{name}.device_mapping",
+                f"{len(devices)} devices is not a multiple of num_gpus_per_worker={role.num_gpus_per_worker}",
+            )
+        world = max(1, len(devices) // max(1, role.num_gpus_per_worker))
+        n_devices = platform.device_count()
+        if check_environment and max(devices) >= n_devices:
+            machine = (
+                f"{n_devices} {platform.name} device(s)"
+                if n_devices
+                else f"no accelerator (platform {platform.name})"
+            )
+            err(
+                f"{name}.device_mapping",
+                f"uses devices {devices} but this machine has {machine}; "
+                f"on CPU set `{name}.device_mapping: null` and `{name}.world_size: N`",
+            )
+        if role.world_size not in (None, world):
+            err(f"{name}.world_size", f"{role.world_size} contradicts device_mapping ({world} workers)")
+    if world > 1 and cfg.runtime == "local":  # "auto" picks ray
+        err(
+            f"{name}.world_size",
+            f"world_size={world} needs `runtime: ray` (local runtime runs one worker per role)",
+        )
+    return world
+
+
+def _check_backend_keys(
+    name: str, role: WorkerConfig, world: int, devices, platform, check_environment, err
+) -> None:
+    """ROLL's DeepSpeed, megatron and vllm keys, checked by the strategy's own config module."""
+    from roll.strategies.registry import unavailable_reason
+
+    strategy = role.strategy_args.strategy_name
+    if strategy == "deepspeed_train" and check_environment and unavailable_reason(strategy) is None:
+        from roll.strategies.ds_config import validate_role
+
+        problems = validate_role(name, role, world)
+    elif strategy == "megatron_train":  # ROLL's megatron keys, the model's shape, CUDA
+        from roll.strategies.megatron_config import validate_role as megatron_rules
+
+        on = platform.device_type if devices else "cpu"  # a device_mapping: null role runs on the CPU
+        problems = megatron_rules(name, role, world, on, check_environment)
+    elif strategy == "vllm":  # ROLL's vllm strategy_config keys and sampling args (no vllm import)
+        from roll.strategies.vllm_args import validate_role as vllm_rules
+
+        problems = vllm_rules(name, role, devices)
+    else:
+        problems = []
+    for path, msg in problems:
+        err(path, msg)
+
+
+def _check_batch_arithmetic(cfg: AgenticConfig, placements: list[RolePlacement], err) -> None:
+    """rollout_batch_size against the data-parallel sizes and mini-batches of the training roles."""
+    dp = {"actor_train": 1} | {pl.role: pl.world_size for pl in placements}
+    for name, role in (("actor_train", cfg.actor_train), ("critic", cfg.critic)):
+        if role is None or name not in dp:  # the critic counts once it is placed
+            continue
+        if cfg.rollout_batch_size > 0 and cfg.rollout_batch_size % dp[name]:
+            err(
+                "rollout_batch_size",
+                f"{cfg.rollout_batch_size} is not divisible by {name}'s data-parallel size {dp[name]}",
+            )
+        args = role.training_args
+        if args.per_device_train_batch_size < 1 or args.gradient_accumulation_steps < 1:
+            err(
+                f"{name}.training_args",
                 "per_device_train_batch_size and gradient_accumulation_steps must be >= 1",
             )
-        if cta.lr_scheduler_type not in ("constant", "linear", "cosine", "constant_with_warmup"):
-            err(
-                "critic.training_args.lr_scheduler_type",
-                f"{cta.lr_scheduler_type!r} is not supported; use constant, linear or cosine",
-            )
-    lr_type = train.training_args.lr_scheduler_type
-    if lr_type not in ("constant", "linear", "cosine", "constant_with_warmup"):
-        err(
-            "actor_train.training_args.lr_scheduler_type",
-            f"{lr_type!r} is not supported; use constant, linear or cosine",
-        )
-    if p:
-        raise ConfigError(list(dict.fromkeys(p)))
-    # CPU env workers (threads per env) are part of the plan too
+        elif name == "actor_train":
+            mini = args.per_device_train_batch_size * args.gradient_accumulation_steps * dp[name]
+            if cfg.rollout_batch_size >= mini and cfg.rollout_batch_size % mini:
+                err(
+                    "rollout_batch_size",
+                    f"{cfg.rollout_batch_size} is not a multiple of the optimizer mini-batch "
+                    f"per_device_train_batch_size×gradient_accumulation_steps×dp = "
+                    f"{args.per_device_train_batch_size}×{args.gradient_accumulation_steps}×{dp[name]} = {mini}",
+                )
+        for path, msg in field_problems(args, f"{name}.training_args"):
+            err(path, msg)
+
+
+def _env_placements(cfg: AgenticConfig) -> list[RolePlacement]:
+    """CPU env workers (threads per env) are part of the plan too."""
+    placements = []
     for name, mgr in (("train_env", cfg.train_env_manager), ("val_env", cfg.val_env_manager)):
         n_env = mgr.num_env_groups * (mgr.group_size + mgr.group_size_redundancy)
         per = mgr.max_env_num_per_worker or n_env
@@ -331,30 +283,8 @@ def validate(
 
 
 def _validate_env_manager(cfg: AgenticConfig, name: str, mgr: EnvManagerConfig, batch: int, err) -> None:
-    if mgr.num_env_groups < 1:
-        err(f"{name}.num_env_groups", f"must be >= 1, got {mgr.num_env_groups}")
-    if mgr.group_size < 1:
-        err(f"{name}.group_size", f"must be >= 1, got {mgr.group_size}")
-    if mgr.group_size_redundancy < 0:
-        err(f"{name}.group_size_redundancy", f"must be >= 0, got {mgr.group_size_redundancy}")
-    if mgr.llm_proxy and mgr.llm_proxy.get("proxy_type", "policy") != "policy":
-        err(
-            f"{name}.llm_proxy",
-            f"proxy_type {mgr.llm_proxy.get('proxy_type')!r} is not implemented in roll-core 0.1; use policy",
-        )
-    if mgr.group_filter_cls:
-        from roll.agentic.scheduler import load_group_filter_class
-
-        try:
-            load_group_filter_class(mgr.group_filter_cls)
-        except (ImportError, AttributeError, TypeError, ValueError) as exc:
-            err(
-                f"{name}.group_filter_cls",
-                f"cannot load {mgr.group_filter_cls!r} ({exc}); give a 'module.Class' with "
-                "filter(group_id, episode_id, group) -> bool, e.g. roll.agentic.scheduler.ZeroVarianceGroupFilter",
-            )
-    if not mgr.tags:
-        err(f"{name}.tags", "no env tags: list keys of custom_envs")
+    for path, msg in field_problems(mgr, name):
+        err(path, msg)
     for i, tag in enumerate(mgr.tags):
         if tag not in cfg.custom_envs:
             hint = did_you_mean(tag, cfg.custom_envs)
@@ -373,45 +303,17 @@ def _validate_env_manager(cfg: AgenticConfig, name: str, mgr: EnvManagerConfig, 
                 f"{name}.num_groups_partition",
                 f"sums to {sum(mgr.num_groups_partition)} but num_env_groups is {mgr.num_env_groups}",
             )
-    if mgr.group_size >= 1 and batch > 0 and batch % mgr.group_size:
-        key = "rollout_batch_size" if name.startswith("train") else "val_batch_size"
-        err(
-            key,
-            f"{batch} is not a multiple of {name}.group_size={mgr.group_size} (a batch holds whole groups)",
-        )
-    if batch == 0:
-        err("rollout_batch_size" if name.startswith("train") else "val_batch_size", "must not be 0")
-    if batch < 0 and name.startswith("train"):
-        err(
-            "rollout_batch_size",
-            "must be > 0 (only val_batch_size may be negative: run val envs to exhaustion)",
-        )
-    gen = mgr.generating_args
-    if gen is not None and gen.num_beams != 1:
-        err("actor_infer.generating_args.num_beams", "beam search is not implemented; set 1")
-    if gen is not None and gen.repetition_penalty != 1.0:
-        err("actor_infer.generating_args.repetition_penalty", "not implemented in roll-core 0.1; set 1.0")
-    if gen is not None and gen.stop_strings:
-        err(
-            "actor_infer.generating_args.stop_strings",
-            "not implemented in roll-core 0.1; generation stops at EOS",
-        )
+    _check_batch_of(name, mgr, batch, err)
+    if mgr.generating_args is not None:  # a copy of actor_infer's unless the manager sets its own
+        for path, msg in field_problems(mgr.generating_args, "actor_infer.generating_args"):
+            err(path, msg)
     for tag in mgr.tags:
         env = cfg.custom_envs.get(tag)
         if env is None:
             continue
         path = f"custom_envs.{tag}"
-        if env.env_manager_cls not in TRAJ_MANAGERS:
-            err(
-                f"{path}.env_manager_cls",
-                f"{env.env_manager_cls!r} is not implemented in roll-core 0.1; use roll.agentic.env_manager.TrajEnvManager",
-            )
-        if env.tool_wrapper:
-            err(f"{path}.tool_wrapper", "tool wrappers are not implemented in roll-core 0.1")
-        if env.max_steps < 1:
-            err(f"{path}.max_steps", f"must be >= 1, got {env.max_steps}")
-        if env.max_tokens_per_step < 1:
-            err(f"{path}.max_tokens_per_step", f"must be >= 1, got {env.max_tokens_per_step}")
+        for key, msg in field_problems(env, path):
+            err(key, msg)
         if env.env_manager_cls in AGENT_NATIVE_MANAGERS:
             _check_agent_native(path, env, err)
         elif env.rock is None:
@@ -427,46 +329,27 @@ def _validate_env_manager(cfg: AgenticConfig, name: str, mgr: EnvManagerConfig, 
         )
 
 
+def _check_batch_of(name: str, mgr: EnvManagerConfig, batch: int, err) -> None:
+    """A batch holds whole groups; only val_batch_size may be negative (val envs run to exhaustion)."""
+    key = "rollout_batch_size" if name.startswith("train") else "val_batch_size"
+    if mgr.group_size >= 1 and batch > 0 and batch % mgr.group_size:
+        err(
+            key,
+            f"{batch} is not a multiple of {name}.group_size={mgr.group_size} (a batch holds whole groups)",
+        )
+    if batch == 0:
+        err(key, "must not be 0")
+    if batch < 0 and name.startswith("train"):
+        err(key, "must be > 0 (only val_batch_size may be negative: run val envs to exhaustion)")
+
+
 def _check_agent_native(path: str, env, err) -> None:
-    """`custom_envs.<Tag>.agent`: positive limits, a well-formed admin URL, tasks that load."""
+    """`custom_envs.<Tag>.agent`: its field rules, tasks that load, a request timeout above the poll's."""
     from roll.agentic.tasks import load_tasks
-    from roll.config.schema import AgentNativeConfig
-    from roll.envs.rock_probe import url_problem
 
     agent = env.agent or AgentNativeConfig()
-    for key in (
-        "max_turns",
-        "agent_timeout_s",
-        "setup_timeout_s",
-        "verifier_timeout_s",
-        "request_timeout_s",
-        "poll_timeout_s",
-        "startup_timeout_s",
-        "cpus",
-    ):
-        value = getattr(agent, key)
-        if not value > 0:
-            err(f"{path}.agent.{key}", f"must be > 0, got {value!r}")
-    if agent.batch_window_s < 0:
-        err(f"{path}.agent.batch_window_s", f"must be >= 0, got {agent.batch_window_s!r}")
-    if not 0 <= agent.model_service_port <= 65535:
-        err(
-            f"{path}.agent.model_service_port",
-            f"must be 0 (any free port) to 65535, got {agent.model_service_port}",
-        )
-    if agent.base_url is not None and (problem := url_problem(agent.base_url)):
-        err(f"{path}.agent.base_url", problem)
-    if agent.command is not None:
-        import string
-
-        known = {"python", "task_file", "max_turns", "workdir", "rock_agents_dir"}
-        try:
-            names = {n for _, n, _, _ in string.Formatter().parse(agent.command) if n is not None}
-        except ValueError as exc:
-            names = set()
-            err(f"{path}.agent.command", f"not a valid template ({exc}); write literal braces as {{{{ }}}}")
-        for n in sorted(names - known):
-            err(f"{path}.agent.command", f"unknown placeholder {{{n}}}; known: {', '.join(sorted(known))}")
+    for key, msg in field_problems(agent, f"{path}.agent"):
+        err(key, msg)
     try:
         load_tasks(agent.task_file, agent.tasks)
     except Exception as exc:  # unreadable file, bad JSON/YAML, bad task: the message names the key first
@@ -570,23 +453,18 @@ def _check_rock_urls(cfg: AgenticConfig, err, probe: bool) -> None:
 
 def _check_model(cfg: AgenticConfig, name: str, role: WorkerConfig, platform, devices, err) -> None:
     args = role.model_args
-    attn = args.attn_implementation
-    if attn not in ATTN_NAMES:
-        err(f"{name}.model_args.attn_implementation", f"unknown value {attn!r}; use eager, sdpa or fa2")
-    elif attn in FA2_NAMES and (
+    for path, msg in field_problems(args, f"{name}.model_args"):
+        err(path, msg)
+    if args.attn_implementation in FA2_NAMES and (
         devices is None or platform.name != "cuda" or importlib.util.find_spec("flash_attn") is None
     ):
         err(
             f"{name}.model_args.attn_implementation",
-            f"{attn!r} needs CUDA devices and the flash-attn package (`pip install flash-attn`); "
+            f"{args.attn_implementation!r} needs CUDA devices and the flash-attn package (`pip install flash-attn`); "
             "this machine/role has neither: set sdpa or eager",
         )
-    if args.dtype not in ("fp32", "bf16", "fp16", "float32", "bfloat16", "float16"):
-        err(f"{name}.model_args.dtype", f"unknown dtype {args.dtype!r}; use fp32, bf16 or fp16")
-    elif devices is None and args.dtype in ("fp16", "float16"):
+    if devices is None and args.dtype in ("fp16", "float16"):
         err(f"{name}.model_args.dtype", "fp16 is not supported on CPU; use fp32 or bf16")
-    if args.lora_target:
-        err(f"{name}.model_args.lora_target", "LoRA is not implemented in roll-core 0.1; remove lora_target")
     if args.model_type not in (None, "trl") or (args.model_type == "trl" and name != "critic"):
         err(f"{name}.model_args.model_type", f"{args.model_type!r} is not supported for {name}")
     model = args.model_name_or_path
@@ -608,7 +486,7 @@ def _check_model(cfg: AgenticConfig, name: str, role: WorkerConfig, platform, de
         )
 
 
-def placement_plan_text(placements: list[RolePlacement], platform) -> str:
-    lines = [f"placement plan (platform {platform.describe()}):"]
-    lines += ["  " + pl.describe() for pl in placements]
+def placement_plan_text(plan: PlacementPlan) -> str:
+    lines = [f"placement plan (platform {plan.platform.describe()}):"]
+    lines += ["  " + pl.describe() for pl in plan]
     return "\n".join(lines)

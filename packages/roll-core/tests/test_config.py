@@ -116,6 +116,44 @@ def test_type_errors_are_reported(tmp_path):
     assert paths == ["max_steps", "seed"]
 
 
+def test_empty_section_takes_its_defaults(tmp_path):
+    _write(tmp_path, "e.yaml", "checkpoint_config:\nactor_train:\n  model_args:\ncustom_envs:\n  Plain:\n")
+    cfg, _ = load_config(tmp_path, "e")
+    assert cfg.checkpoint_config.type == "file_system" and cfg.actor_train.model_args.dtype == "fp32"
+    assert cfg.custom_envs["Plain"].max_steps == 10
+
+
+def test_override_values_read_as_yaml():
+    overrides = [
+        "actor_train.training_args.learning_rate=1e-4",
+        "exp_name=",
+        "+tracker_kwargs={note: 'a: b: c'}",
+        "+custom_envs.LargerSokoban.agent_template=a: b: c",
+        "~hydra",
+    ]
+    cfg, resolved = load_config(REF, "agentic_val_sokoban", overrides)
+    assert cfg.actor_train.training_args.learning_rate == 1e-4 and cfg.exp_name == ""
+    assert cfg.tracker_kwargs == {"note": "a: b: c"}
+    assert cfg.custom_envs["LargerSokoban"].agent_template == "a: b: c"
+    assert "hydra" not in resolved
+    with pytest.raises(ConfigError) as info:
+        load_config(REF, "agentic_val_sokoban", ["~no.such_key", "seed=x"])
+    assert dict(info.value.problems) == {
+        "no.such_key": "override ~no.such_key: no such key to delete",
+        "seed": "expected an integer, got str 'x'",
+    }
+
+
+def test_value_rules_are_declared_on_the_fields():
+    from roll.config.rules import field_problems
+    from roll.config.schema import EnvManagerConfig
+
+    assert field_problems(EnvManagerConfig(group_size=0), "train_env_manager") == [
+        ("train_env_manager.group_size", "must be >= 1, got 0"),
+        ("train_env_manager.tags", "no env tags: list keys of custom_envs"),
+    ]
+
+
 def test_overrides_apply_before_interpolation():
     cfg, _ = load_config(
         REF, "agentic_val_sokoban", ["max_tokens_per_step=17", "seed=7", "+ray_init_kwargs={num_cpus: 2}"]

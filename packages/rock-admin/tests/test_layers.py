@@ -1,12 +1,17 @@
 """The admin's layers, checked on the import graph: api → service → runtimes/schedulers/store, never back;
-test helpers are never imported by the service."""
+test helpers are never imported by the service; a scheduler is a runtime by its methods (the `Runtime`
+protocol), never by inheriting from runtimes/."""
 
 from __future__ import annotations
 
 import ast
+import inspect
 from pathlib import Path
 
+import pytest
+
 import rock_admin
+from rock_admin.runtimes.base import Runtime
 
 SRC = Path(rock_admin.__file__).resolve().parent
 TEST_HELPERS = ("rock_admin.testing", "rock_admin.testing_ray", "rocklet.testing")
@@ -16,6 +21,10 @@ FORBIDDEN = {
     "runtimes": ("rock_admin.api", "rock_admin.service"),
     "schedulers": ("rock_admin.api", "rock_admin.service"),
     "store": ("rock_admin.api", "rock_admin.service", "rock_admin.runtimes", "rock_admin.schedulers"),
+}
+# layer → the packages whose classes its classes must not subclass (composition or a protocol instead)
+NO_BASES_FROM = {
+    "schedulers": ("rock_admin.runtimes",),
 }
 
 
@@ -49,8 +58,35 @@ def violations(src: Path = SRC) -> list[str]:
         found += [f"{rel}: imports the test helper {n}" for n in _outermost(names, TEST_HELPERS)]
         layer = rel.parts[0]
         found += [f"{rel}: layer {layer}/ imports {n}" for n in _outermost(names, FORBIDDEN.get(layer, ()))]
+        found += [
+            f"{rel}: {c} subclasses {b}"
+            for c, b in _bases(path, src)
+            if _under(b, NO_BASES_FROM.get(layer, ()))
+        ]
         if rel.as_posix() == "runtimes/base.py":
             found += [f"{rel}: imports the implementation {n}" for n in sorted(names) if _impl(n)]
+    return found
+
+
+def _bases(path: Path, src: Path = SRC) -> list[tuple[str, str]]:
+    """(class, the absolute name of a base) for each class the file defines, bases resolved through its imports."""
+    module = ".".join(("rock_admin", *path.relative_to(src).with_suffix("").parts))
+    tree = ast.parse(path.read_text(), filename=str(path))
+    bound: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and not node.level:
+            bound |= {(a.asname or a.name): f"{node.module}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.Import):
+            bound |= {
+                (a.asname or a.name.split(".")[0]): (a.name if a.asname else a.name.split(".")[0])
+                for a in node.names
+            }
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            for base in node.bases:
+                head, *rest = ast.unparse(base).split(".")
+                found.append((node.name, ".".join([bound.get(head, f"{module}.{head}"), *rest])))
     return found
 
 
@@ -69,12 +105,27 @@ def test_layers_import_downwards_only():
 
 
 def test_the_check_sees_a_violation(tmp_path):
-    """A service module importing the API layer and a runtime importing a test helper are both reported."""
-    (tmp_path / "service").mkdir()
-    (tmp_path / "runtimes").mkdir()
+    """A service module importing the API layer, a runtime importing a test helper and a scheduler subclassing
+    the runtime interface (as `RayScheduler(Runtime)` did) are all reported."""
+    for layer in ("service", "runtimes", "schedulers"):
+        (tmp_path / layer).mkdir()
     (tmp_path / "service" / "x.py").write_text("from rock_admin.api.app import build\n")
     (tmp_path / "runtimes" / "y.py").write_text("from rocklet.testing import free_port\n")
+    (tmp_path / "schedulers" / "z.py").write_text(
+        "from rock_admin.runtimes.base import Runtime\n\n\nclass Z(Runtime):\n    pass\n"
+    )
     assert violations(tmp_path) == [
         "runtimes/y.py: imports the test helper rocklet.testing",
+        "schedulers/z.py: Z subclasses rock_admin.runtimes.base.Runtime",
         "service/x.py: layer service/ imports rock_admin.api.app",
     ]
+
+
+def test_the_ray_scheduler_has_the_runtime_protocols_methods():
+    ray = pytest.importorskip("rock_admin.schedulers.ray")
+    methods = [name for name, value in vars(Runtime).items() if inspect.isfunction(value) and name[0] != "_"]
+    assert {"start", "stop", "watch", "endpoint", "remove_orphans", "aclose"} <= set(methods)
+    for name in methods:
+        mine, protocol = getattr(ray.RayScheduler, name), getattr(Runtime, name)
+        assert inspect.signature(mine) == inspect.signature(protocol), name
+        assert inspect.iscoroutinefunction(mine) == inspect.iscoroutinefunction(protocol), name

@@ -1,12 +1,16 @@
-"""The runtime interface: start a sandbox from a spec and say how to reach its rocklet; stop; inspect."""
+"""The runtime interface: start a sandbox from a spec and say how to reach its rocklet; stop; inspect.
+
+`Runtime` is a `typing.Protocol`: what the lifecycle drives. The node runtimes (`process`, `docker`) subclass it
+for its defaults; a scheduler (`schedulers.ray.RayScheduler`) satisfies it without inheriting anything.
+"""
 
 from __future__ import annotations
 
 import os
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from rock_admin.images import Image
 
@@ -74,7 +78,8 @@ def dial(handle: Handle) -> Endpoint:
     return Endpoint(url=handle.url)
 
 
-class Runtime(ABC):
+class Runtime(Protocol):
+    #: The `runtime:` (or `scheduler:`) name it is chosen by.
     name: str = ""
 
     @abstractmethod

@@ -7,6 +7,13 @@ Infeasible requests (no node that big) fail at once with the largest node's size
 resources at most `ray_placement_timeout` seconds and then fail saying so. A node whose agent dies (the node
 was lost) fails its sandboxes with the node's id within seconds: the admin keeps one never-ending `events`
 call per agent in flight, and its error is the signal.
+
+To the lifecycle the scheduler is a runtime: `SandboxService` starts, stops, watches and dials sandboxes by
+their handles, and where a sandbox runs is the scheduler's business. So `RayScheduler` satisfies the
+`runtimes.base.Runtime` protocol (checked in tests/test_layers.py) without subclassing it or a node runtime:
+request → `SandboxService` → `RayScheduler` (placement group, node agent) → the node's runtime → rocklet, and
+the data plane dials the handle's rocklet directly. A separate scheduler interface over local runtimes would
+add a layer that only forwards on a single host.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from ray.util.placement_group import (
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from rock_admin.errors import LaunchError
-from rock_admin.runtimes.base import Endpoint, Handle, Runtime, SandboxSpec
+from rock_admin.runtimes.base import Endpoint, Handle, SandboxSpec
 from rock_admin.runtimes.host import UDS_MAX
 from rock_admin.schedulers.agent import NodeAgent
 
@@ -62,8 +69,9 @@ class _Watch:
     loop: asyncio.AbstractEventLoop
 
 
-class RayScheduler(Runtime):
-    """A `Runtime` whose sandboxes run on a Ray cluster's nodes, each started by that node's runtime."""
+class RayScheduler:
+    """A `Runtime` (the protocol) whose sandboxes run on a Ray cluster's nodes, each started by that node's
+    runtime."""
 
     name = "ray"
 
@@ -265,7 +273,7 @@ class RayScheduler(Runtime):
         table = await self._call(placement_group_table, pg)
         return pg, table["bundles_to_node_id"][0]
 
-    # ------------------------------------------------------------------ Runtime
+    # ------------------------------------------------------------------ the Runtime protocol
 
     async def start(self, spec: SandboxSpec) -> Handle:
         await self._call(self._connect)
@@ -374,6 +382,10 @@ class RayScheduler(Runtime):
             return str(ray.get(agent.exit_reason.remote(handle), timeout=10))
         except (RayError, GetTimeoutError, LaunchError) as exc:
             return f"node {handle.node_id}: {_cause(exc)}"
+
+    async def remove_orphans(self, known: set[str]) -> list[str]:
+        """No sweep of the cluster's nodes for sandboxes without a record: none removed."""
+        return []
 
     def stop_zygote(self) -> None:
         """The lifecycle's `stop_on_exit` hook: stop every node agent and its runtime's helpers."""

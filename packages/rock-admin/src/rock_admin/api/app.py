@@ -4,28 +4,26 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from litestar import Litestar, MediaType, Request, Response, get
-from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar import Litestar, MediaType, Request, get
 from litestar.openapi import OpenAPIConfig
 
 from rock.actions import GEM_API_PREFIX, SANDBOX_API_PREFIX
 from rock_admin import __version__
-from rock_admin.api.envelope import TOO_DEEP
+from rock_admin.api.envelope import EXCEPTION_HANDLERS, envelope_body
 from rock_admin.api.gem import gem_router
 from rock_admin.api.portforward import refuse_handshake
 from rock_admin.api.request_id import RequestIdScope
 from rock_admin.api.sandbox import hello, sandbox_router
+from rock_admin.api.write_forwarder import WriteForwarder
 from rock_admin.config import AdminConfig
 from rock_admin.images import ImageStore
 from rock_admin.runtimes import Runtime, create_runtime
 from rock_admin.service.dataplane import DataPlane, ReadPlane
-from rock_admin.service.forward import WriteForwarder
 from rock_admin.service.gem import GemService
 from rock_admin.service.lifecycle import Metrics, SandboxService
 from rock_admin.service.tenancy import Caller, bind, key_hash, unbind
@@ -34,43 +32,6 @@ from rock_admin.store import SandboxStore, open_store
 from rocklet.auth import presented_key
 
 log = logging.getLogger("rock_admin.http")
-
-
-def _validation_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    detail = getattr(exc, "extra", None) or getattr(exc, "detail", str(exc))
-    if request.url.path.startswith(SANDBOX_API_PREFIX):
-        body = {
-            "status": "Failed",
-            "message": "invalid parameter",
-            "error": json.dumps(detail, default=str) if not isinstance(detail, str) else detail,
-            "result": {"code": 4000, "failure_reason": "invalid parameter", "exit_code": None},
-        }
-        return Response(body, status_code=200)
-    return Response({"detail": detail}, status_code=422)
-
-
-def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    if exc.status_code == 400 and request.url.path.startswith(SANDBOX_API_PREFIX):
-        # A body that is not JSON at all (Litestar's 400, not a ValidationException): the envelope too.
-        return _validation_error(request, exc)
-    return Response({"detail": exc.detail}, status_code=exc.status_code)
-
-
-def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    if isinstance(exc, RecursionError):  # the body parser gave up on its depth: a bad body, not our error
-        if request.url.path.startswith(SANDBOX_API_PREFIX):
-            return _validation_error(request, ValueError(TOO_DEEP))
-        return Response({"detail": TOO_DEEP}, status_code=400)
-    log.exception("unhandled error on %s", request.url.path)
-    if request.url.path.startswith(SANDBOX_API_PREFIX):
-        body = {
-            "status": "Failed",
-            "message": f"internal error: {type(exc).__name__}: {exc}",
-            "error": str(exc),
-            "result": {"code": 5000, "failure_reason": str(exc), "exit_code": None},
-        }
-        return Response(body, status_code=200)
-    return Response({"detail": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
 
 
 def _op(path: str) -> str:
@@ -85,7 +46,9 @@ def _op(path: str) -> str:
     return {"/": "hello", "/metrics": "metrics"}.get(path, "other")
 
 
-_UNAUTHORIZED = b'{"status":"Failed","message":"invalid or missing API key (X-API-Key or Authorization: Bearer)","error":"unauthorized","result":null}'
+_UNAUTHORIZED = envelope_body(
+    "Failed", "invalid or missing API key (X-API-Key or Authorization: Bearer)", "unauthorized", None
+)
 
 
 class Middleware:
@@ -215,12 +178,7 @@ def _litestar(lifespan: Any) -> Litestar:
     return Litestar(
         route_handlers=[hello, metrics, sandbox_router, gem_router],
         lifespan=[lifespan],
-        exception_handlers={
-            ValidationException: _validation_error,
-            NotFoundException: _http_error,
-            HTTPException: _http_error,
-            Exception: _internal_error,
-        },
+        exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(title="ROCK admin", version=__version__, path="/schema"),
         debug=False,
         logging_config=None,

@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 import httpx
-from litestar import Response
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, Operation, Reference, RequestBody, Schema
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from rock.actions import CODE_BAD_REQUEST, CODE_COMMAND_ERROR, CODE_INTERNAL
+from rock.actions import CODE_BAD_REQUEST, CODE_COMMAND_ERROR, CODE_INTERNAL, SANDBOX_API_PREFIX
 from rock.exceptions import (
     BashIncorrectSyntaxError,
     CommandTimeoutError,
@@ -102,10 +103,35 @@ def raw_body_operation(body_type: Any) -> type[Operation]:
     return RawBodyOperation
 
 
+#: Every Success envelope without a message starts so; a rocklet's reply relayed unparsed follows, then `}`.
+SUCCESS_HEAD = b'{"status":"Success","message":null,"error":null,"result":'
+
+
+def envelope_body(status: str, message: str | None, error: str | None, result: Any) -> bytes:
+    """The envelope's bytes: every Failed answer of the admin (routes, exception handlers, the key check, the
+    write forwarder) is built here."""
+    body = {"status": status, "message": message, "error": error, "result": result}
+    return json.dumps(body, default=str).encode()
+
+
 def success(result: Any = None, message: str | None = None) -> Response[bytes]:
     body = result.model_dump_json().encode() if isinstance(result, BaseModel) else json.dumps(result).encode()
-    head = b'{"status":"Success","message":' + json.dumps(message).encode() + b',"error":null,"result":'
+    head = SUCCESS_HEAD
+    if message is not None:
+        head = b'{"status":"Success","message":' + json.dumps(message).encode() + b',"error":null,"result":'
     return Response(head + body + b"}", media_type=_JSON, status_code=200)
+
+
+def failed_body(
+    message: str,
+    code: int = CODE_BAD_REQUEST,
+    *,
+    error: str | None = None,
+    result: dict[str, Any] | None = None,
+) -> bytes:
+    res = {"code": code, "exit_code": None, "failure_reason": message, "extra_info": {}}
+    res.update(result or {})
+    return envelope_body("Failed", message, error or message, res)
 
 
 def failed(
@@ -116,10 +142,8 @@ def failed(
     result: dict[str, Any] | None = None,
     status_code: int = 200,
 ) -> Response[bytes]:
-    res = {"code": code, "exit_code": None, "failure_reason": message, "extra_info": {}}
-    res.update(result or {})
-    body = {"status": "Failed", "message": message, "error": error or message, "result": res}
-    return Response(json.dumps(body, default=str).encode(), media_type=_JSON, status_code=status_code)
+    body = failed_body(message, code, error=error, result=result)
+    return Response(body, media_type=_JSON, status_code=status_code)
 
 
 def class_path(exc: BaseException) -> str:
@@ -160,3 +184,42 @@ async def envelope(call: Awaitable[Any], sandbox_id: str | None = None) -> Respo
         return success(await call)
     except Exception as exc:
         return from_exception(exc, sandbox_id)
+
+
+def _sandbox_api(request: Request[Any, Any, Any]) -> bool:
+    return request.url.path.startswith(SANDBOX_API_PREFIX)
+
+
+def _validation_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    detail = exc.extra or exc.detail
+    if _sandbox_api(request):
+        error = detail if isinstance(detail, str) else json.dumps(detail, default=str)
+        return failed("invalid parameter", CODE_BAD_REQUEST, error=error)
+    return Response({"detail": detail}, status_code=422)
+
+
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    if exc.status_code == 400 and _sandbox_api(request):
+        # A body that is not JSON at all (Litestar's 400, not a ValidationException): the envelope too.
+        return _validation_error(request, exc)
+    return Response({"detail": exc.detail}, status_code=exc.status_code)
+
+
+def _unhandled(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """What a route raises: the envelope on the sandbox API (`from_exception`), `{"detail"}` elsewhere."""
+    if isinstance(exc, RecursionError):  # the body parser gave up on its depth: a bad body, not our error
+        if _sandbox_api(request):
+            return failed("invalid parameter", CODE_BAD_REQUEST, error=TOO_DEEP)
+        return Response({"detail": TOO_DEEP}, status_code=400)
+    if _sandbox_api(request):
+        return from_exception(exc)
+    log.exception("unhandled error on %s", request.url.path)
+    return Response({"detail": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
+
+
+#: The app's exception handlers: the one place a raised error becomes an answer.
+EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+    ValidationException: _validation_error,
+    HTTPException: _http_error,
+    Exception: _unhandled,
+}

@@ -8,7 +8,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.response import Stream
 
-from rock_admin.api.envelope import from_exception
+from rock_admin.api.envelope import SUCCESS_HEAD, from_exception
 from rock_admin.service.dataplane import DataPlane
 
 
@@ -34,20 +34,17 @@ async def forward(
     except Exception as exc:
         return from_exception(exc, sandbox_id)
     if reply.body is not None:
-        return Response(ENVELOPE_HEAD + reply.body + b"}", media_type="application/json", status_code=200)
+        return Response(SUCCESS_HEAD + reply.body + b"}", media_type="application/json", status_code=200)
     assert reply.chunks is not None
     return Stream(
         _enveloped(reply.chunks),
         media_type="application/json",
-        headers={"content-length": str(len(ENVELOPE_HEAD) + reply.length + 1)},
+        headers={"content-length": str(len(SUCCESS_HEAD) + reply.length + 1)},
     )
 
 
 async def _enveloped(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    yield ENVELOPE_HEAD
+    yield SUCCESS_HEAD
     async for chunk in chunks:
         yield chunk
     yield b"}"
-
-
-ENVELOPE_HEAD = b'{"status":"Success","message":null,"error":null,"result":'

@@ -39,6 +39,7 @@ from rock.rocklet_client import raise_for_response
 from rock_admin.api.envelope import (
     ENVELOPE_RESPONSES,
     STREAM_RESPONSES,
+    SUCCESS_HEAD,
     TOO_DEEP,
     StreamOperation,
     envelope,
@@ -47,7 +48,7 @@ from rock_admin.api.envelope import (
     raw_body_operation,
     success,
 )
-from rock_admin.api.forwarding import ENVELOPE_HEAD, data_plane, forward
+from rock_admin.api.forwarding import data_plane, forward
 from rock_admin.api.model_service import model_service_routes
 from rock_admin.api.portforward import portforward
 from rock_admin.api.rocklet_relay import rocklet_relay
@@ -94,10 +95,7 @@ def hello() -> dict[str, str]:
 @post("/start_async", status_code=200, responses=ENVELOPE_RESPONSES)
 async def start_async(request: Request[Any, Any, Any], data: SandboxStartRequest) -> Response[bytes]:
     svc = _svc(request)
-    try:
-        sb = await svc.start(data, dict(request.headers))
-    except Exception as exc:
-        return from_exception(exc)
+    sb = await svc.start(data, dict(request.headers))
     return success(_start_response(svc, sb))
 
 
@@ -105,11 +103,8 @@ async def start_async(request: Request[Any, Any, Any], data: SandboxStartRequest
 async def start(request: Request[Any, Any, Any], data: SandboxStartRequest) -> Response[bytes]:
     """Start and wait (up to 85 s) until the sandbox answers; a failure says why."""
     svc = _svc(request)
-    try:
-        sb = await svc.start(data, dict(request.headers))
-        await svc.wait_ready(sb, min(START_WAIT, sb.record["startup_timeout"] + 5))
-    except Exception as exc:
-        return from_exception(exc)
+    sb = await svc.start(data, dict(request.headers))
+    await svc.wait_ready(sb, min(START_WAIT, sb.record["startup_timeout"] + 5))
     if sb.state == "failed":
         return failed(
             f"sandbox {sb.id} failed to start: {sb.record.get('failure_reason')}",
@@ -135,10 +130,7 @@ async def get_status(
     request: Request[Any, Any, Any], sandbox_id: str | None = None, include_all_states: bool = False
 ) -> Response[bytes]:
     svc = data_plane(request)
-    try:
-        sb = svc.get(sandbox_id)
-    except Exception as exc:
-        return from_exception(exc)
+    sb = svc.get(sandbox_id)
     # Health by liveness, not by the pid: a frozen rocklet is not alive (and past health_timeout, failed).
     alive = sb.state == "running" and sb.handle is not None and await svc.probe(sb)
     status = svc.status(sb).model_copy(update={"is_alive": alive})
@@ -199,33 +191,22 @@ async def list_sandboxes(
 
 @post("/stop", status_code=200, responses=ENVELOPE_RESPONSES)
 async def stop(request: Request[Any, Any, Any], data: SandboxIdRequest) -> Response[bytes]:
-    svc = _svc(request)
-    try:
-        sb = await svc.stop(data.sandbox_id or "")
-    except Exception as exc:
-        return from_exception(exc)
+    sb = await _svc(request).stop(data.sandbox_id or "")
     return success(f"sandbox {sb.id} is {sb.state}")
 
 
 @post("/delete", status_code=200, responses=ENVELOPE_RESPONSES)
 async def delete_sandbox(request: Request[Any, Any, Any], data: SandboxIdRequest) -> Response[bytes]:
-    svc = _svc(request)
-    try:
-        if not data.sandbox_id:
-            raise ServiceError("sandbox_id is required")
-        sb = await svc.delete(data.sandbox_id)
-    except Exception as exc:
-        return from_exception(exc)
+    if not data.sandbox_id:
+        raise ServiceError("sandbox_id is required")
+    sb = await _svc(request).delete(data.sandbox_id)
     return success(
         f"sandbox {data.sandbox_id} is deleted" if sb else f"sandbox {data.sandbox_id} does not exist"
     )
 
 
 async def _restart(svc: SandboxService, sandbox_id: str | None) -> Response[bytes]:
-    try:
-        sb = await svc.restart(sandbox_id or "")
-    except Exception as exc:
-        return from_exception(exc)
+    sb = await svc.restart(sandbox_id or "")
     return success(_start_response(svc, sb))
 
 
@@ -304,7 +285,7 @@ async def run_in_session(request: Request[Any, Any, Any]) -> Response[bytes]:
         obs = json.loads(payload)
         if obs.get("exit_code") == -1:
             return failed(obs.get("failure_reason") or "command failed", 6000, result=obs)
-    return Response(ENVELOPE_HEAD + payload + b"}", media_type="application/json", status_code=200)
+    return Response(SUCCESS_HEAD + payload + b"}", media_type="application/json", status_code=200)
 
 
 # Upstream's admin answers with its rocklet's output, which that strips (`hi`, not SWE-ReX's `hi\n`).

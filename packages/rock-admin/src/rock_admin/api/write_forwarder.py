@@ -10,7 +10,8 @@ from typing import Any
 
 import httpx
 
-from rock.actions import SANDBOX_API_PREFIX
+from rock.actions import CODE_INTERNAL, SANDBOX_API_PREFIX
+from rock_admin.api.envelope import failed_body
 
 #: Paths only the write cluster serves (lifecycle and scheduling).
 LIFECYCLE = re.compile(
@@ -69,9 +70,7 @@ def _unreachable(path: str, write_url: str, exc: Exception) -> tuple[int, bytes]
     """ROCK's Failed envelope (HTTP 200, as every sandbox API answer) or GEM's `{"detail"}` with a 502."""
     message = f"the write node at {write_url} did not answer: {type(exc).__name__}: {exc}"
     if path.startswith(SANDBOX_API_PREFIX):
-        result = {"code": 5000, "exit_code": None, "failure_reason": message, "extra_info": {}}
-        envelope = {"status": "Failed", "message": message, "error": message, "result": result}
-        return 200, json.dumps(envelope).encode()
+        return 200, failed_body(message, CODE_INTERNAL)
     return 502, json.dumps({"detail": message}).encode()
 
 

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-import hmac
 import logging
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Litestar, MediaType, Request, get
 from litestar.openapi import OpenAPIConfig
 
-from rock.actions import GEM_API_PREFIX, SANDBOX_API_PREFIX
 from rock_admin import __version__
-from rock_admin.api.envelope import EXCEPTION_HANDLERS, envelope_body
+from rock_admin.api.envelope import EXCEPTION_HANDLERS
 from rock_admin.api.gem import gem_router
-from rock_admin.api.portforward import refuse_handshake
+from rock_admin.api.keys import TenantKeys
+from rock_admin.api.metrics import RequestMetrics
 from rock_admin.api.request_id import RequestIdScope
 from rock_admin.api.sandbox import hello, sandbox_router
 from rock_admin.api.write_forwarder import WriteForwarder
@@ -26,110 +24,10 @@ from rock_admin.runtimes import Runtime, create_runtime
 from rock_admin.service.dataplane import DataPlane, ReadPlane
 from rock_admin.service.gem import GemService
 from rock_admin.service.lifecycle import Metrics, SandboxService
-from rock_admin.service.tenancy import Caller, bind, key_hash, unbind
 from rock_admin.service.tokens import TokenKey
 from rock_admin.store import SandboxStore, open_store
-from rocklet.auth import presented_key
 
 log = logging.getLogger("rock_admin.http")
-
-
-def _op(path: str) -> str:
-    for prefix, name in ((SANDBOX_API_PREFIX, "sandbox"), (GEM_API_PREFIX, "gem")):
-        if path.startswith(prefix + "/"):
-            rest = path[len(prefix) + 1 :].split("/")
-            if rest[0] == "processes":
-                return f"{name}.processes"
-            if rest[0] == "sandboxes":
-                return f"{name}.sandboxes.{rest[-1]}" if len(rest) > 2 else f"{name}.sandboxes"
-            return f"{name}.{rest[0]}"
-    return {"/": "hello", "/metrics": "metrics"}.get(path, "other")
-
-
-_UNAUTHORIZED = envelope_body(
-    "Failed", "invalid or missing API key (X-API-Key or Authorization: Bearer)", "unauthorized", None
-)
-
-
-class Middleware:
-    """API keys (when configured), the caller each request is served for (`tenancy`), and per-operation
-    request counts/latencies, as a plain ASGI wrapper."""
-
-    def __init__(
-        self, app: Any, keys: list[str], metrics: Metrics, admin_keys: list[str] | None = None
-    ) -> None:
-        self.app = app
-        self.keys = [k.encode() for k in keys]
-        self.admin_keys = [k.encode() for k in admin_keys or []]
-        self.metrics = metrics
-
-    def _caller(self, headers: list[tuple[bytes, bytes]]) -> Caller | None:
-        """Who is calling; None when keys are configured and no valid one came."""
-        key = b""
-        user_id = namespace = ""
-        for name, value in headers:
-            if name == b"x-api-key":
-                key = value
-            elif name in (b"authorization", b"xrl-authorization"):
-                # xrl-authorization: what upstream's SDK sends for SandboxConfig(xrl_authorization=KEY); a Basic
-                # password: what upstream's RemoteSandboxRuntime sends for a key in its URL (`rocklet_relay`).
-                key = key or presented_key([(b"authorization", value)]) or b""
-            elif name == b"x-user-id":
-                user_id = value.decode("latin-1")
-            elif name == b"x-namespace":
-                namespace = value.decode("latin-1")
-        if not self.keys and not self.admin_keys:
-            return Caller("", user_id, namespace)
-        # every key is compared (no early exit): the time taken does not say which list a key is in
-        admin = any([hmac.compare_digest(key, k) for k in self.admin_keys])
-        if not admin and not any([hmac.compare_digest(key, k) for k in self.keys]):
-            return None
-        return Caller(key_hash(key), user_id, namespace, admin)
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        caller = self._caller(scope["headers"])
-        if scope["type"] == "websocket":
-            if caller is None:
-                await refuse_handshake(scope, receive, send, 401, _UNAUTHORIZED)  # port forwarding: same keys
-                return
-            bound = bind(caller)
-            try:
-                await self.app(scope, receive, send)
-            finally:
-                unbind(bound)
-            return
-        if caller is None:
-            body = _UNAUTHORIZED
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 401,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
-            self.metrics.observe(_op(scope["path"]), "401", 0.0)
-            return
-        status = [0]
-        started = time.perf_counter()
-
-        async def send_wrapper(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        bound = bind(caller)
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            unbind(bound)
-            self.metrics.observe(_op(scope["path"]), str(status[0] or 500), time.perf_counter() - started)
 
 
 def render_metrics(svc: DataPlane) -> str:
@@ -185,6 +83,11 @@ def _litestar(lifespan: Any) -> Litestar:
     )
 
 
+def _wrap(app: Any, config: AdminConfig, metrics: Metrics) -> Any:
+    """Outside in: request metrics (refusals counted too), the key check, then the app."""
+    return RequestMetrics(TenantKeys(app, config.api_keys, config.admin_keys), metrics)
+
+
 def _create_read_app(config: AdminConfig, store: SandboxStore) -> Any:
     """A read node: the data plane over the shared store, lifecycle calls relayed to `write_url`."""
     plane = ReadPlane(store, TokenKey.from_file(config.token_key_file), config.rocklet_call_timeout)
@@ -205,7 +108,7 @@ def _create_read_app(config: AdminConfig, store: SandboxStore) -> Any:
     app.state.gem = GemService(plane)
     app.state.config = config
     forwarder = WriteForwarder(app, config.write_url)
-    return Middleware(RequestIdScope(forwarder), config.api_keys, plane.metrics, config.admin_keys)
+    return _wrap(RequestIdScope(forwarder), config, plane.metrics)
 
 
 #: Sandbox states whose runtime resources are kept (a stopped sandbox restarts with its files).
@@ -264,4 +167,4 @@ def create_app(config: AdminConfig | None = None) -> Any:
     app.state.gem = gem
     app.state.config = config
     app.state.images = images
-    return Middleware(RequestIdScope(app), config.api_keys, service.metrics, config.admin_keys)
+    return _wrap(RequestIdScope(app), config, service.metrics)

@@ -82,6 +82,47 @@ RUNS = {
 }
 
 
+def trl_zero2(folder: str, steps: int, tmp: str) -> list[dict]:
+    """TRL's GRPOTrainer + DeepSpeed ZeRO-2 (accelerate) on 2 gloo ranks in .venv-peers/trl, per-rank results."""
+    import socket
+
+    sys.path.insert(0, str(HERE))
+    from grpo_vs_trl import ensure_trl_venv
+
+    from roll.models.registry import cache_dir
+
+    py = ensure_trl_venv()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "WORLD_SIZE": "2",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+        "OMP_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "HF_HOME": str(Path(tmp) / "hf"),
+        # accelerate's DeepSpeed set-up JIT-builds deepspeed_shm_comm: kept in roll's cache like ours
+        "TORCH_EXTENSIONS_DIR": str(cache_dir() / "torch_extensions"),
+    }
+    script = HERE / "trl_grpo_zero2_rank.py"
+    procs = [
+        subprocess.Popen(
+            [str(py), str(script), folder, str(steps), str(Path(tmp, f"trl{r}.json")), str(Path(tmp, "trl"))],
+            env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
+            stdout=open(Path(tmp, f"trl{r}.log"), "w"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+        )
+        for r in range(2)
+    ]
+    codes = [p.wait(timeout=1800) for p in procs]
+    if any(codes):
+        tails = [Path(tmp, f"trl{r}.log").read_text()[-3000:] for r in range(2)]
+        raise RuntimeError(f"TRL ranks exited {codes}:\n" + "\n---\n".join(tails))
+    return [json.loads(Path(tmp, f"trl{r}.json").read_text()) for r in range(2)]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", choices=["tiny", "smollm2"], default="tiny")
@@ -96,6 +137,11 @@ def main() -> int:
         help="bytes: every rank of every configuration runs with glibc's MALLOC_MMAP_THRESHOLD_ fixed at this "
         "(larger blocks are mmapped and returned on free, so RSS follows live memory); default glibc's own",
     )
+    parser.add_argument(
+        "--trl",
+        action="store_true",
+        help="also TRL's GRPOTrainer + DeepSpeed ZeRO-2 (.venv-peers/trl; its step includes generation)",
+    )
     parser.add_argument("--out", default=str(ROOT / "bench-results" / "roll-core-bench_deepspeed.json"))
     args = parser.parse_args()
     if args.malloc_mmap_threshold is not None:
@@ -103,8 +149,15 @@ def main() -> int:
     ranks = _ranks_module()
     folder = model_folder(args.model)
     base = {"model": folder, "world_size": 2, "batch": args.batch, "length": args.length, "steps": args.steps}
-    samples: dict[str, dict[str, list[float]]] = {k: {"s": [], "rss": [], "delta": []} for k in RUNS}
+    names = [*RUNS, "trl_zero2"] if args.trl else list(RUNS)
+    samples: dict[str, dict[str, list[float]]] = {k: {"s": [], "rss": [], "delta": []} for k in names}
     for _ in range(args.rounds):
+        if args.trl:
+            with tempfile.TemporaryDirectory(prefix="bench-trl-") as tmp:
+                for r in trl_zero2(folder, args.steps, tmp):
+                    samples["trl_zero2"]["s"] += r["seconds"][1:]
+                    samples["trl_zero2"]["rss"].append(r["peak_rss_mib"])
+                    samples["trl_zero2"]["delta"].append(r["peak_rss_mib"] - r["base_rss_mib"])
         for name, run in RUNS.items():
             with tempfile.TemporaryDirectory(prefix="bench-ds-") as tmp:
                 results = ranks.launch({**base, "runs": [{"name": name, **run}]}, tmp, timeout_s=1800)

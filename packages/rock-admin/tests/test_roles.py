@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from rock.sdk.sandbox.client import Sandbox
 from rock.sdk.sandbox.config import SandboxConfig
@@ -166,10 +167,14 @@ def test_sdk_with_separate_urls_skips_the_hop_and_fails_over(cluster: tuple[Admi
 
 def _served(admin: Admin, op: str) -> int:
     """Successful requests of `op` the node's `/metrics` counted."""
-    line = f'rock_admin_requests_total{{op="sandbox.{op}",code="200"}} '
-    for row in httpx.get(admin.url + "/metrics", headers=AUTH).text.splitlines():
-        if row.startswith(line):
-            return int(row[len(line) :])
+    text = httpx.get(admin.url + "/metrics", headers=AUTH).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "rock_admin_requests_total" and sample.labels == {
+                "op": f"sandbox.{op}",
+                "code": "200",
+            }:
+                return int(sample.value)
     return 0
 
 

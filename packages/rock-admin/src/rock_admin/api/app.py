@@ -7,69 +7,27 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from litestar import Litestar, MediaType, Request, get
+from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
 from rock_admin import __version__
 from rock_admin.api.envelope import EXCEPTION_HANDLERS
 from rock_admin.api.gem import gem_router
 from rock_admin.api.keys import TenantKeys
-from rock_admin.api.metrics import RequestMetrics
+from rock_admin.api.metrics import RequestMetrics, metrics, registry
 from rock_admin.api.request_id import RequestIdScope
 from rock_admin.api.sandbox import hello, sandbox_router
 from rock_admin.api.write_forwarder import WriteForwarder
 from rock_admin.config import AdminConfig
 from rock_admin.images import ImageStore
 from rock_admin.runtimes import Runtime, create_runtime
-from rock_admin.service.dataplane import DataPlane, ReadPlane
+from rock_admin.service.dataplane import ReadPlane
 from rock_admin.service.gem import GemService
 from rock_admin.service.lifecycle import Metrics, SandboxService
 from rock_admin.service.tokens import TokenKey
 from rock_admin.store import SandboxStore, open_store
 
 log = logging.getLogger("rock_admin.http")
-
-
-def render_metrics(svc: DataPlane) -> str:
-    m = svc.metrics
-    lines = [
-        "# HELP rock_admin_requests_total HTTP requests by operation and status code.",
-        "# TYPE rock_admin_requests_total counter",
-    ]
-    for (op, status), count in sorted(m.requests.items()):
-        lines.append(f'rock_admin_requests_total{{op="{op}",code="{status}"}} {count}')
-    lines += [
-        "# HELP rock_admin_request_seconds Request latency by operation.",
-        "# TYPE rock_admin_request_seconds histogram",
-    ]
-    for op in sorted(m.latency_count):
-        cumulative = 0
-        for bound, count in zip(Metrics.BUCKETS, m.latency_buckets[op], strict=True):
-            cumulative = count
-            lines.append(f'rock_admin_request_seconds_bucket{{op="{op}",le="{bound}"}} {cumulative}')
-        lines.append(f'rock_admin_request_seconds_bucket{{op="{op}",le="+Inf"}} {m.latency_count[op]}')
-        lines.append(f'rock_admin_request_seconds_sum{{op="{op}"}} {m.latency_sum[op]:.6f}')
-        lines.append(f'rock_admin_request_seconds_count{{op="{op}"}} {m.latency_count[op]}')
-    lines += [
-        "# HELP rock_admin_sandboxes Sandboxes known to this admin by state.",
-        "# TYPE rock_admin_sandboxes gauge",
-    ]
-    counts = svc.counts()
-    for state in ("pending", "running", "stopped", "failed"):
-        lines.append(f'rock_admin_sandboxes{{state="{state}"}} {counts.get(state, 0)}')
-    for name, value, help_ in (
-        ("rock_admin_sandbox_starts_total", m.starts, "Sandbox starts requested."),
-        ("rock_admin_sandbox_start_failures_total", m.start_failures, "Sandbox starts that failed."),
-        ("rock_admin_sandbox_failures_total", m.failures, "Sandboxes that failed (start or later)."),
-        ("rock_admin_sandbox_auto_stops_total", m.auto_stops, "Sandboxes stopped for being idle."),
-    ):
-        lines += [f"# HELP {name} {help_}", f"# TYPE {name} counter", f"{name} {value}"]
-    return "\n".join(lines) + "\n"
-
-
-@get("/metrics", media_type=MediaType.TEXT)
-async def metrics(request: Request[Any, Any, Any]) -> str:
-    return render_metrics(request.app.state.data)
 
 
 def _litestar(lifespan: Any) -> Litestar:
@@ -105,6 +63,7 @@ def _create_read_app(config: AdminConfig, store: SandboxStore) -> Any:
 
     app = _litestar(lifespan)
     app.state.data = plane
+    app.state.metrics = registry(plane)
     app.state.gem = GemService(plane)
     app.state.config = config
     forwarder = WriteForwarder(app, config.write_url)
@@ -164,6 +123,7 @@ def create_app(config: AdminConfig | None = None) -> Any:
     app = _litestar(lifespan)
     app.state.sandboxes = service
     app.state.data = service
+    app.state.metrics = registry(service)
     app.state.gem = gem
     app.state.config = config
     app.state.images = images

@@ -8,6 +8,7 @@ Allocating a tensor on `npu` does not work (no kernels): nothing here executes o
 
 from __future__ import annotations
 
+import importlib.machinery
 import os
 import sys
 import types
@@ -70,6 +71,14 @@ def _install_device_layer() -> None:
         dist.Backend.register_backend("hccl", gloo, devices=["cpu"])
 
 
+def fake_torch_npu() -> types.ModuleType:
+    """An empty `torch_npu` with a module spec as an installed one has: libraries probe for it with
+    importlib.util.find_spec (accelerate, which transformers' optimization module imports), which fails on None."""
+    module = types.ModuleType("torch_npu")
+    module.__spec__ = importlib.machinery.ModuleSpec("torch_npu", None)
+    return module
+
+
 def _reset() -> None:
     runtime.probe.cache_clear()
     available_platforms.cache_clear()
@@ -79,7 +88,7 @@ def _reset() -> None:
 def fake_npu(monkeypatch):
     """The stand-in with 4 devices; yields the fake `torch.npu` (set `.count` / `.chip` to change it)."""
     _install_device_layer()
-    monkeypatch.setitem(sys.modules, "torch_npu", types.ModuleType("torch_npu"))
+    monkeypatch.setitem(sys.modules, "torch_npu", fake_torch_npu())
     monkeypatch.setattr(_NPU, "count", 4)
     monkeypatch.setattr(_NPU, "chip", "Ascend910B3")
     # DeepSpeed caches its accelerator process-wide at first import and the stand-in cannot host its NPU

@@ -98,12 +98,12 @@ def test_memory_stats_and_cache_through_torch_npu(fake_npu):
 
 # In a child process: DeepSpeed caches its accelerator process-wide, and the other suites need the CPU one.
 DS_CHILD = """
-import os, sys, types
+import os, sys
 sys.path.insert(0, sys.argv[1])
 import conftest
 conftest._install_device_layer()
 conftest._NPU.count = 4
-sys.modules["torch_npu"] = types.ModuleType("torch_npu")
+sys.modules["torch_npu"] = conftest.fake_torch_npu()
 os.environ.pop("DS_ACCELERATOR", None)
 os.environ["ROLL_DS_SHM_COMM"] = "1"  # skip the op-table edit that imports deepspeed early
 from roll.strategies.deepspeed_strategy import _prepare_env, collective_backend

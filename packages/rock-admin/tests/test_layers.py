@@ -1,6 +1,6 @@
 """The admin's layers, checked on the import graph: api → service → runtimes/schedulers/store, never back;
 test helpers are never imported by the service; a scheduler is a runtime by its methods (the `Runtime`
-protocol), never by inheriting from runtimes/."""
+protocol), never by inheriting from runtimes/; the data plane holds its source of sandboxes (composition)."""
 
 from __future__ import annotations
 
@@ -129,3 +129,23 @@ def test_the_ray_scheduler_has_the_runtime_protocols_methods():
         mine, protocol = getattr(ray.RayScheduler, name), getattr(Runtime, name)
         assert inspect.signature(mine) == inspect.signature(protocol), name
         assert inspect.iscoroutinefunction(mine) == inspect.iscoroutinefunction(protocol), name
+
+
+def test_the_data_plane_is_composed_over_a_source():
+    """`SandboxService(DataPlane)` was inheritance; now both sides are `SandboxSource`s a `DataPlane` holds."""
+    from rock_admin.service.dataplane import DataPlane, SandboxSource
+    from rock_admin.service.lifecycle import SandboxService
+    from rock_admin.service.store_source import StoreSource
+
+    methods = [
+        name for name, value in vars(SandboxSource).items() if inspect.isfunction(value) and name[0] != "_"
+    ]
+    assert {"get", "running", "endpoint", "touch", "refresh", "unresponsive", "known", "counts"} <= set(
+        methods
+    )
+    for source in (SandboxService, StoreSource):
+        assert DataPlane not in source.__mro__
+        for name in methods:
+            mine, protocol = getattr(source, name), getattr(SandboxSource, name)
+            assert inspect.signature(mine) == inspect.signature(protocol), (source, name)
+            assert inspect.iscoroutinefunction(mine) == inspect.iscoroutinefunction(protocol), (source, name)

@@ -70,7 +70,7 @@ def _strip(model: BaseModel) -> BaseModel:
     return model.model_copy(update={"sandbox_id": None})
 
 
-def _start_response(svc: SandboxService, sb: Any) -> SandboxStartResponse:
+def _start_response(sb: Any) -> SandboxStartResponse:
     rec = sb.record
     return SandboxStartResponse(
         code=2000,
@@ -96,7 +96,7 @@ def hello() -> dict[str, str]:
 async def start_async(request: Request[Any, Any, Any], data: SandboxStartRequest) -> Response[bytes]:
     svc = _svc(request)
     sb = await svc.start(data, dict(request.headers))
-    return success(_start_response(svc, sb))
+    return success(_start_response(sb))
 
 
 @post("/start", status_code=200, responses=ENVELOPE_RESPONSES)
@@ -109,15 +109,15 @@ async def start(request: Request[Any, Any, Any], data: SandboxStartRequest) -> R
         return failed(
             f"sandbox {sb.id} failed to start: {sb.record.get('failure_reason')}",
             5000,
-            result=_start_response(svc, sb).model_dump(),
+            result=_start_response(sb).model_dump(),
         )
     if sb.state != "running":
         return failed(
             f"sandbox {sb.id} is not running yet (state: {sb.state})",
             5000,
-            result=_start_response(svc, sb).model_dump(),
+            result=_start_response(sb).model_dump(),
         )
-    return success(_start_response(svc, sb))
+    return success(_start_response(sb))
 
 
 @get("/is_alive", responses=ENVELOPE_RESPONSES)
@@ -207,7 +207,7 @@ async def delete_sandbox(request: Request[Any, Any, Any], data: SandboxIdRequest
 
 async def _restart(svc: SandboxService, sandbox_id: str | None) -> Response[bytes]:
     sb = await svc.restart(sandbox_id or "")
-    return success(_start_response(svc, sb))
+    return success(_start_response(sb))
 
 
 @post("/restart", status_code=200, responses=ENVELOPE_RESPONSES)

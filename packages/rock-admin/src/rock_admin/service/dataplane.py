@@ -1,22 +1,19 @@
 """The data plane: reach a running sandbox's rocklet and forward to it (sessions, commands, files, GEM steps),
 and the read-only views of records (status, lists).
 
-`DataPlane` is what every role shares. The write side (`SandboxService`, roles `all` and `write`) resolves
-sandboxes from its own memory; a read node (`ReadPlane`, role `read`) resolves them from the shared store
-through a cache refreshed on a miss or when a rocklet cannot be reached, and reports activity to the store in
-batches so the write node's idle auto-stop sees it.
+`DataPlane` is what every role shares; where its sandboxes come from is its `SandboxSource`. The write side's
+source is `SandboxService` (roles `all` and `write`: its own memory); a read node's is `StoreSource` (role
+`read`: the shared store through a cache, `service/store_source.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
-from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Protocol, TypeVar
 
 import httpx
 
@@ -29,8 +26,7 @@ from rock_admin.errors import (
     SandboxNotRunningError,
     ServiceError,
 )
-from rock_admin.runtimes.base import Endpoint, Handle, dial
-from rock_admin.runtimes.host import short_path
+from rock_admin.runtimes.base import Endpoint, Handle
 from rock_admin.service import tenancy
 from rock_admin.service.deadlines import Deadlines
 from rock_admin.service.metrics import Metrics
@@ -50,8 +46,6 @@ UNREACHABLE = (httpx.ConnectError, ConnectionRefusedError, FileNotFoundError, Au
 #: Rocklet replies up to this size are read at once (the fast path); larger ones (files, process output) are
 #: streamed through to the client, so the admin holds a chunk of them at a time.
 INLINE_REPLY_BYTES = 1 << 20
-#: How often a read node writes the activity it saw to the store (one batched write, not one per request).
-ACTIVITY_FLUSH_SECONDS = 1.0
 #: How long a health probe (`/is_alive`, on a connection of its own) may take.
 PROBE_SECONDS = 2.0
 #: Added to a call's own timeout (a command's) for the admin's deadline on the call.
@@ -97,47 +91,101 @@ class Sandbox:
         self.raw = self.prober = None
 
 
-class DataPlane(ABC):
-    """Forwarding to rocklets plus the record views; subclasses say where sandboxes come from."""
+class SandboxSource(Protocol):
+    """Where a data plane finds sandboxes and how it dials them."""
 
-    def __init__(self, store: SandboxStore, tokens: TokenKey, call_timeout: float = 1800.0) -> None:
-        self.store = store
-        self.tokens = tokens
-        #: The deadline of a rocklet call that carries no timeout of its own.
-        self.call_timeout = call_timeout
-        self.deadlines = Deadlines()
-        self.metrics = Metrics()
-
-    @abstractmethod
     def get(self, sandbox_id: str | None) -> Sandbox:
-        """The sandbox (any state); `SandboxNotFoundError` when there is none."""
+        """The sandbox (any state) if the caller may see it; `SandboxNotFoundError` otherwise."""
+        ...
 
-    @abstractmethod
+    def running(self, sandbox_id: str | None) -> Sandbox:
+        """The sandbox if it is running (`SandboxNotRunningError` if not)."""
+        ...
+
     def endpoint(self, handle: Handle) -> Endpoint:
         """Where this process dials the sandbox's rocklet."""
-
-    def visible(self, sb: Sandbox) -> Sandbox:
-        """`sb`, unless the caller does not own it: then it does not exist for them (`tenancy`)."""
-        if not tenancy.visible(sb.record):
-            raise SandboxNotFoundError(f"sandbox {sb.id} not found")
-        return sb
+        ...
 
     def touch(self, sb: Sandbox) -> None:
         """Refresh the sandbox's idle clock (every data-plane call does)."""
-        sb.record["last_activity_time"] = time.time()
+        ...
 
     async def refresh(self, sb: Sandbox) -> Sandbox | None:
         """The rocklet did not answer: a newer route to retry on, or None (the caller re-raises). May raise
         `SandboxNotRunningError` when the sandbox turns out to be gone."""
-        return None
+        ...
 
-    # ------------------------------------------------------------------ rocklet clients
+    async def unresponsive(self, sb: Sandbox) -> None:
+        """A probe of `sb` failed (`sb.unresponsive_since` says since when); the write side acts on it."""
+        ...
+
+    def known(self, record: dict[str, Any]) -> Sandbox:
+        """The live object for a record read from the store (or a fresh one)."""
+        ...
+
+    def counts(self) -> dict[str, int]:
+        """Sandboxes this process knows of, by state (for `/metrics`)."""
+        ...
+
+
+def visible(sb: Sandbox) -> Sandbox:
+    """`sb`, unless the caller does not own it: then it does not exist for them (`tenancy`)."""
+    if not tenancy.visible(sb.record):
+        raise SandboxNotFoundError(f"sandbox {sb.id} not found")
+    return sb
+
+
+def count_states(sandboxes: Iterable[Sandbox]) -> dict[str, int]:
+    result: dict[str, int] = {}
+    for sb in sandboxes:
+        result[sb.state] = result.get(sb.state, 0) + 1
+    return result
+
+
+def require_running(sb: Sandbox) -> Sandbox:
+    if sb.state != "running" or sb.handle is None:
+        raise not_running(sb)
+    return sb
+
+
+class DataPlane:
+    """Forwarding to rocklets plus the record views, over the sandboxes of `source`."""
+
+    def __init__(
+        self,
+        source: SandboxSource,
+        store: SandboxStore,
+        tokens: TokenKey,
+        metrics: Metrics,
+        call_timeout: float = 1800.0,
+    ) -> None:
+        self.source = source
+        self.store = store
+        self.tokens = tokens
+        self.metrics = metrics
+        #: The deadline of a rocklet call that carries no timeout of its own.
+        self.call_timeout = call_timeout
+        self.deadlines = Deadlines()
+
+    def get(self, sandbox_id: str | None) -> Sandbox:
+        return self.source.get(sandbox_id)
 
     def running(self, sandbox_id: str | None) -> Sandbox:
-        sb = self.get(sandbox_id)
-        if sb.state != "running" or sb.handle is None:
-            raise not_running(sb)
-        return sb
+        return self.source.running(sandbox_id)
+
+    def endpoint(self, handle: Handle) -> Endpoint:
+        return self.source.endpoint(handle)
+
+    def touch(self, sb: Sandbox) -> None:
+        self.source.touch(sb)
+
+    async def refresh(self, sb: Sandbox) -> Sandbox | None:
+        return await self.source.refresh(sb)
+
+    def counts(self) -> dict[str, int]:
+        return self.source.counts()
+
+    # ------------------------------------------------------------------ rocklet clients
 
     def token(self, sb: Sandbox) -> str:
         """What the sandbox's rocklet takes as its API key (derived; the store never holds it)."""
@@ -228,11 +276,8 @@ class DataPlane(ABC):
         else:
             if sb.unresponsive_since is None:
                 sb.unresponsive_since = time.time()
-            await self.unresponsive(sb)
+            await self.source.unresponsive(sb)
         return alive
-
-    async def unresponsive(self, sb: Sandbox) -> None:
-        """A probe of `sb` failed (`sb.unresponsive_since` says since when); the write side acts on it."""
 
     async def open_raw(
         self,
@@ -279,23 +324,12 @@ class DataPlane(ABC):
 
     # ------------------------------------------------------------------ views
 
-    def known(self, record: dict[str, Any]) -> Sandbox:
-        """The live object for a record read from the store (or a fresh one)."""
-        return Sandbox(record)
-
     def list(self, states: list[str] | None = None) -> list[Sandbox]:
         """The sandboxes the caller may see."""
-        return [self.known(record) for record in self.store.list(states) if tenancy.visible(record)]
-
-    @abstractmethod
-    def counts(self) -> dict[str, int]:
-        """Sandboxes this process knows of, by state (for `/metrics`)."""
+        return [self.source.known(record) for record in self.store.list(states) if tenancy.visible(record)]
 
     def status(self, sb: Sandbox) -> SandboxStatusResponse:
         return status_view(sb.record)
-
-    async def aclose(self) -> None:
-        """Release what the data plane holds (its rocklet connections)."""
 
 
 def not_running(sb: Sandbox) -> SandboxNotRunningError:
@@ -338,123 +372,6 @@ def status_view(rec: dict[str, Any]) -> SandboxStatusResponse:
         limits_enforced=handle.get("limits_enforced"),
         limits_message=handle.get("limits_message"),
     )
-
-
-class ReadPlane(DataPlane):
-    """A read node's data plane: no runtime, no zygote; routes come from the shared store (cached)."""
-
-    def __init__(self, store: SandboxStore, tokens: TokenKey, call_timeout: float = 1800.0) -> None:
-        super().__init__(store, tokens, call_timeout)
-        self.cache: dict[str, Sandbox] = {}
-        self._activity: dict[str, float] = {}
-        self._flusher: asyncio.Task[None] | None = None
-        self._closing: set[asyncio.Task[None]] = set()  # referenced until done (the loop keeps weak ones)
-
-    async def open(self) -> None:
-        self._flusher = asyncio.create_task(self._flush_loop())
-
-    async def aclose(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-        with contextlib.suppress(Exception):
-            self.flush()
-        for sb in self.cache.values():
-            await sb.close_clients()
-
-    def endpoint(self, handle: Handle) -> Endpoint:
-        endpoint = dial(handle)
-        # The write node shortens over-long socket paths through a directory fd of its own; so do we.
-        return Endpoint(uds=short_path(endpoint.uds)) if endpoint.uds else endpoint
-
-    def _load(self, sandbox_id: str) -> dict[str, Any]:
-        record = self.store.get(sandbox_id)
-        if record is None or record["state"] == "deleted":
-            raise SandboxNotFoundError(f"sandbox {sandbox_id} not found")
-        seen = self.store.activity([sandbox_id]).get(sandbox_id, 0.0)
-        record["last_activity_time"] = max(record.get("last_activity_time", 0.0), seen)
-        return record
-
-    def _adopt(self, record: dict[str, Any]) -> Sandbox:
-        """Cache `record`, keeping the cached clients while the route (handle and token) is the same."""
-        old = self.cache.get(record["sandbox_id"])
-        if old is not None and _route(old.record) == _route(record):
-            old.record = record
-            return old
-        sb = self.cache[record["sandbox_id"]] = Sandbox(record)
-        if old is not None:
-            self._close_later(old)
-        return sb
-
-    def get(self, sandbox_id: str | None) -> Sandbox:
-        """Fresh from the store (status calls must see what the write node did)."""
-        if not sandbox_id:
-            raise ServiceError("sandbox_id is required")
-        try:
-            record = self._load(sandbox_id)
-        except SandboxNotFoundError:
-            self._evict(sandbox_id)
-            raise
-        return self.visible(self._adopt(record))
-
-    def running(self, sandbox_id: str | None) -> Sandbox:
-        """From the cache when it holds a running route; else (a miss) from the store."""
-        if sandbox_id:
-            sb = self.cache.get(sandbox_id)
-            if sb is not None and sb.state == "running":
-                return self.visible(sb)
-        return super().running(sandbox_id)
-
-    async def refresh(self, sb: Sandbox) -> Sandbox | None:
-        fresh = self.get(sb.id)
-        if fresh.state != "running" or fresh.handle is None:
-            raise not_running(fresh)
-        return fresh if fresh is not sb else None
-
-    def _evict(self, sandbox_id: str) -> None:
-        old = self.cache.pop(sandbox_id, None)
-        if old is not None:
-            self._close_later(old)
-
-    def _close_later(self, sb: Sandbox) -> None:
-        task = asyncio.get_running_loop().create_task(sb.close_clients())
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
-
-    def touch(self, sb: Sandbox) -> None:
-        now = time.time()
-        sb.record["last_activity_time"] = now
-        self._activity[sb.id] = now
-
-    def flush(self) -> None:
-        """Write the activity seen since the last flush to the store in one batch."""
-        if self._activity:
-            batch, self._activity = self._activity, {}
-            try:
-                self.store.touch(batch)
-            except Exception:
-                for sid, seen in batch.items():  # keep it for the next try (the store may be restarting)
-                    self._activity[sid] = max(seen, self._activity.get(sid, 0.0))
-                raise
-
-    async def _flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(ACTIVITY_FLUSH_SECONDS)
-            try:
-                self.flush()
-            except Exception as exc:
-                log.warning("activity flush failed: %s: %s", type(exc).__name__, exc)
-
-    def counts(self) -> dict[str, int]:
-        result: dict[str, int] = {}
-        for sb in self.cache.values():
-            result[sb.state] = result.get(sb.state, 0) + 1
-        return result
-
-
-def _route(record: dict[str, Any]) -> tuple[Any, Any]:
-    return record.get("handle"), record.get("token_nonce") or record.get("token")
 
 
 def _version() -> str:

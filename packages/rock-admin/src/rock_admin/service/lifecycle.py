@@ -23,7 +23,7 @@ from rock_admin.errors import LaunchError, SandboxNotFoundError, SandboxNotRunni
 from rock_admin.images import ImageStore, UnknownImageError
 from rock_admin.runtimes import Endpoint, Handle, Runtime, SandboxSpec
 from rock_admin.service import tenancy, tokens
-from rock_admin.service.dataplane import DataPlane, Sandbox
+from rock_admin.service.dataplane import DataPlane, Sandbox, count_states, require_running, visible
 from rock_admin.service.metrics import Metrics
 from rock_admin.service.tokens import TokenKey
 from rock_admin.store import SandboxStore
@@ -60,14 +60,23 @@ def _disk_bytes(disk: str | None) -> int:
 HISTORY_KEPT = 100
 
 
-class SandboxService(DataPlane):
-    """Lifecycle and scheduling (roles `all` and `write`); its sandboxes live in its memory, so it serves the
-    data plane for them too."""
+class SandboxService:
+    """Lifecycle and scheduling (roles `all` and `write`). Its sandboxes live in its memory, so it is the
+    `SandboxSource` of this node's data plane (`self.data`), which it also uses to reach its rocklets."""
 
     def __init__(
-        self, config: AdminConfig, store: SandboxStore, runtime: Runtime, images: ImageStore
+        self,
+        config: AdminConfig,
+        store: SandboxStore,
+        runtime: Runtime,
+        images: ImageStore,
+        metrics: Metrics,
     ) -> None:
-        super().__init__(store, TokenKey.from_file(config.token_key_file), config.rocklet_call_timeout)
+        self.store = store
+        self.metrics = metrics
+        self.data = DataPlane(
+            self, store, TokenKey.from_file(config.token_key_file), metrics, config.rocklet_call_timeout
+        )
         self.config = config
         self.runtime = runtime
         self.images = images
@@ -179,14 +188,14 @@ class SandboxService(DataPlane):
             raise ServiceError("sandbox_id is required")
         sb = self.sandboxes.get(sandbox_id)
         if sb is not None:
-            return self.visible(sb)
+            return visible(sb)
         record = self.store.get(sandbox_id)
         if record is None:
             raise SandboxNotFoundError(f"sandbox {sandbox_id} not found")
         sb = Sandbox(record)
         if record["state"] != "deleted":
             self.sandboxes[sandbox_id] = sb
-        return self.visible(sb)
+        return visible(sb)
 
     # ------------------------------------------------------------------ start
 
@@ -341,7 +350,7 @@ class SandboxService(DataPlane):
             memory_bytes=rec["memory_bytes"],
             cpus=rec["cpus_limit"],
             pids_max=rec.get("pids_max", self.config.pids_max),
-            token=self.token(sb),
+            token=self.data.token(sb),
             env=rec.get("env") or {},
             pull=rec.get("pull", "missing"),
             disk_bytes=_disk_bytes(rec.get("disk")),
@@ -395,7 +404,7 @@ class SandboxService(DataPlane):
                 return
             # The socket listens before the rocklet serves: this call waits in its backlog until it does.
             try:
-                reply = await asyncio.wait_for(self.raw_pool(sb).get("/is_alive"), min(remaining, 10.0))
+                reply = await asyncio.wait_for(self.data.raw_pool(sb).get("/is_alive"), min(remaining, 10.0))
                 is_alive = json.loads(reply).get("is_alive") is True
             except Exception:  # not answering (yet): any error is "not alive"; death is the pidfd's to report
                 is_alive = False
@@ -555,7 +564,7 @@ class SandboxService(DataPlane):
 
         async def probe(sb: Sandbox) -> None:
             async with slots:
-                await self.probe(sb)
+                await self.data.probe(sb)
 
         await asyncio.gather(*(probe(sb) for sb in busy))
 
@@ -587,11 +596,17 @@ class SandboxService(DataPlane):
         sb = self.sandboxes.get(record["sandbox_id"])
         return sb if sb is not None else Sandbox(record)
 
+    def running(self, sandbox_id: str | None) -> Sandbox:
+        return require_running(self.get(sandbox_id))
+
+    def touch(self, sb: Sandbox) -> None:
+        sb.record["last_activity_time"] = time.time()
+
+    async def refresh(self, sb: Sandbox) -> Sandbox | None:
+        return None  # this node's own records are current: there is no newer route
+
     def counts(self) -> dict[str, int]:
-        result: dict[str, int] = {}
-        for sb in self.sandboxes.values():
-            result[sb.state] = result.get(sb.state, 0) + 1
-        return result
+        return count_states(self.sandboxes.values())
 
 
 def _pids_budget(config: AdminConfig) -> int | None:

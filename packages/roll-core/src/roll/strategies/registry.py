@@ -19,7 +19,9 @@ class StrategySpec:
     critic_target: str | None = None  # the value-model variant a train strategy offers the `critic` role
     requires: str | None = None  # the module the backend imports (missing → "install roll-core[<extra>]")
     collective_state_dict: bool = False  # every rank joins state_dict() (ZeRO-3 gathers); rank 0 returns it
-    concurrent_calls: bool = False  # serves overlapping calls itself (an engine loop): Ray workers take them at once
+    concurrent_calls: bool = (
+        False  # serves overlapping calls itself (an engine loop): Ray workers take them at once
+    )
 
 
 _SPECS: dict[str, StrategySpec] = {}

@@ -126,12 +126,21 @@ def test_background_process_and_interrupt(http: httpx.Client) -> None:
             with httpx.Client(base_url=str(http.base_url), timeout=60) as c:
                 result["r"] = c.post(
                     "/run_in_session",
-                    json={"sandbox_id": sid, "session": "s", "command": "sleep 30", "check": "silent"},
+                    json={
+                        "sandbox_id": sid,
+                        "session": "s",
+                        "command": "touch /tmp/long-started; sleep 30",
+                        "check": "silent",
+                    },
                 ).json()
 
         t = threading.Thread(target=long_command)
         t.start()
-        time.sleep(0.5)
+        deadline = time.monotonic() + 20  # interrupt once the command runs, not after a guessed delay
+        probe = {"sandbox_id": sid, "command": ["test", "-e", "/tmp/long-started"]}
+        while ok(http.post("/execute", json=probe))["exit_code"] != 0:  # type: ignore[index]
+            assert time.monotonic() < deadline, "the long command never started"
+            time.sleep(0.05)
         ok(
             http.post(
                 "/run_in_session", json={"sandbox_id": sid, "session": "s", "action_type": "bash_interrupt"}

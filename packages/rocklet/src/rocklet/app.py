@@ -1,4 +1,4 @@
-"""The HTTP API: Litestar routes over one `Runtime`. Wire-compatible with the SWE-ReX/ROCK runtime API, plus
+"""The HTTP API: Litestar routes over one `LocalRuntime`. Wire-compatible with the SWE-ReX/ROCK runtime API, plus
 binary files, download, background processes, streaming, GEM envs, the model service and statistics."""
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from rocklet.config import RockletConfig
 from rocklet.errors import handle_exception
 from rocklet.portforward import serve as serve_portforward
 from rocklet.replay import replay_middleware
-from rocklet.runtime import Runtime
+from rocklet.runtime import LocalRuntime
 from rocklet.sessions.output import trims_output
 
 _JSON = "application/json"
@@ -78,7 +78,7 @@ def _optional(model: type[_M], raw: bytes) -> _M:
     return model.model_validate_json(raw) if raw.strip() else model()
 
 
-def _late(rt: Runtime, call: str | Callable[..., Any]) -> Callable[..., Any]:
+def _late(rt: LocalRuntime, call: str | Callable[..., Any]) -> Callable[..., Any]:
     if callable(call):
         return call
     get_method = attrgetter(call)
@@ -114,7 +114,7 @@ def _json_bytes(body: bytes) -> Response[bytes]:
 def create_app(config: RockletConfig | None = None) -> Any:
     """The ASGI app (Litestar, wrapped in the API-key check when `config.auth_token` is set)."""
     config = config or RockletConfig()
-    rt = Runtime(config)
+    rt = LocalRuntime(config)
 
     async def close() -> CloseResponse:
         await rt.close_all()

@@ -16,7 +16,10 @@ from rocklet.sessions import SessionManager
 from rocklet.stats import Sampler
 
 
-class Runtime:
+class LocalRuntime:
+    """One rocklet's state and services (SWE-ReX's name for the runtime that runs where the commands run; the
+    admin's `rock_admin.runtimes` are what start sandboxes, a different thing)."""
+
     def __init__(self, config: RockletConfig) -> None:
         self.config = config
         if config.state_dir:

@@ -17,11 +17,9 @@ import builtins
 import importlib
 import json
 import os
-import shutil
 import ssl
 import sys
 import tarfile
-import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
@@ -74,6 +72,7 @@ from rock.actions import (
 )
 from rock.exceptions import AuthenticationError, InvalidRequestError, RemoteException
 from rock.retry import RETRYABLE_ERRORS, RETRYABLE_STATUSES, backoff_delay
+from rock.upload import upload_source
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -342,20 +341,14 @@ class RockletClient:
 
     async def upload(self, source_path: str | os.PathLike[str], target_path: str) -> UploadResponse:
         """Upload a file to `target_path`, or a directory (as a zip, unpacked there)."""
-        source = Path(source_path)
-        if not source.exists():
-            raise FileNotFoundError(f"No such file or directory: {str(source)!r}")
-        with tempfile.TemporaryDirectory(prefix="rock-upload-") as tmp:
-            unzip = source.is_dir()
-            path = Path(shutil.make_archive(str(Path(tmp) / "upload"), "zip", source)) if unzip else source
-            with path.open("rb") as f:
-                return await self._call(
-                    "POST",
-                    "/upload",
-                    UploadResponse,
-                    files={"file": (source.name or "upload", f)},
-                    data={"target_path": target_path, "unzip": "true" if unzip else "false"},
-                )
+        with upload_source(source_path) as (name, f, unzip):
+            return await self._call(
+                "POST",
+                "/upload",
+                UploadResponse,
+                files={"file": (name, f)},
+                data={"target_path": target_path, "unzip": "true" if unzip else "false"},
+            )
 
     async def download_stream(self, path: str) -> AsyncIterator[bytes]:
         """The bytes of a remote file (a directory comes as a .tar.gz), as they arrive."""

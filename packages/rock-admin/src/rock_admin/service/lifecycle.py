@@ -60,6 +60,14 @@ def _disk_bytes(disk: str | None) -> int:
 HISTORY_KEPT = 100
 
 
+def _starting_status(now: float) -> dict[str, Any]:
+    """Upstream's start phases of a sandbox being (re)started: the image is local, the launch is under way."""
+    return {
+        "image_pull": {"status": "success", "message": "local image", "started_at": now, "completed_at": now},
+        "docker_run": {"status": "running", "message": "starting", "started_at": now},
+    }
+
+
 class SandboxService:
     """Lifecycle and scheduling (roles `all` and `write`). Its sandboxes live in its memory, so it is the
     `SandboxSource` of this node's data plane (`self.data`), which it also uses to reach its rocklets."""
@@ -171,15 +179,7 @@ class SandboxService:
             rec["delete_time"] = now
         elif target == "pending":
             rec["failure_reason"] = None
-            rec["status"] = {
-                "image_pull": {
-                    "status": "success",
-                    "message": "local image",
-                    "started_at": now,
-                    "completed_at": now,
-                },
-                "docker_run": {"status": "running", "message": "starting", "started_at": now},
-            }
+            rec["status"] = _starting_status(now)
         self._save(sb)
         log.info("sandbox %s: %s → %s (%s)%s", sb.id, current, target, event, f": {reason}" if reason else "")
 
@@ -319,15 +319,7 @@ class SandboxService:
             "state_history": [
                 {"from_state": None, "to_state": "pending", "event": "create", "timestamp": now, "reason": ""}
             ],
-            "status": {
-                "image_pull": {
-                    "status": "success",
-                    "message": "local image",
-                    "started_at": now,
-                    "completed_at": now,
-                },
-                "docker_run": {"status": "running", "message": "starting", "started_at": now},
-            },
+            "status": _starting_status(now),
         }
         if not self.store.insert_new(record):
             raise ServiceError(f"sandbox_id {sandbox_id!r} already exists")

@@ -71,6 +71,7 @@ from rock.sdk.sandbox.fs import LinuxFileSystem
 from rock.sdk.sandbox.network import Network
 from rock.sdk.sandbox.process import Process
 from rock.sdk.sandbox.transport import AdminTransport, raise_failed, unreachable
+from rock.upload import upload_source
 
 M = TypeVar("M", bound=BaseModel)
 RunMode = Literal["normal", "nohup"]
@@ -414,26 +415,13 @@ class Sandbox:
         the `oss` mode is not implemented."""
         if upload_mode == "oss":
             raise NotImplementedError("upload_mode='oss' is not implemented (direct upload only)")
-        import shutil
-        import tempfile
-
-        source = Path(file_path)
-        if not source.exists():
-            raise FileNotFoundError(f"No such file or directory: {str(source)!r}")
-        with tempfile.TemporaryDirectory(prefix="rock-upload-") as tmp:
-            unzip = source.is_dir()
-            path = Path(shutil.make_archive(str(Path(tmp) / "upload"), "zip", source)) if unzip else source
-            with path.open("rb") as f:
-                result = await self._request(
-                    "POST",
-                    "upload",
-                    files={"file": (source.name or "upload", f)},
-                    data={
-                        "target_path": target_path,
-                        "sandbox_id": self._need_id(),
-                        "unzip": str(unzip).lower(),
-                    },
-                )
+        with upload_source(file_path) as (name, f, unzip):
+            result = await self._request(
+                "POST",
+                "upload",
+                files={"file": (name, f)},
+                data={"target_path": target_path, "sandbox_id": self._need_id(), "unzip": str(unzip).lower()},
+            )
         return UploadResponse.model_validate(result)
 
     async def download_stream(self, remote_path: str) -> AsyncIterator[bytes]:

@@ -10,24 +10,10 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from rock_admin.testing import PREFIX, Admin, ok, running_admin, start_sandbox
+from rock_admin.testing import ECHO, ECHO_PORT, HTTP_PORT, PREFIX, Admin, ok, running_admin, start_sandbox
 
 KEY = "pf-key"
 AUTH = {"X-API-Key": KEY}
-ECHO_PORT = 7001
-HTTP_PORT = 7002
-ECHO = """
-import socket, sys, threading
-
-def serve(conn):
-    with conn:
-        while data := conn.recv(65536):
-            conn.sendall(data)
-
-server = socket.create_server(("127.0.0.1", int(sys.argv[1])))
-while True:
-    threading.Thread(target=serve, args=(server.accept()[0],), daemon=True).start()
-"""
 
 
 def _wait_listening(http: httpx.Client, sid: str, port: int) -> None:

@@ -21,20 +21,7 @@ from rock.sdk.sandbox.speedup.types import SpeedupType  # noqa: E402
 
 T = TypeVar("T")
 KEY = "sdk-helpers-key"
-ECHO_PORT = 7001
-HTTP_PORT = 7002
-ECHO = """
-import socket, sys, threading
-
-def serve(conn):
-    with conn:
-        while data := conn.recv(65536):
-            conn.sendall(data)
-
-server = socket.create_server(("127.0.0.1", int(sys.argv[1])))
-while True:
-    threading.Thread(target=serve, args=(server.accept()[0],), daemon=True).start()
-"""
+ECHO, ECHO_PORT, HTTP_PORT = testing.ECHO, testing.ECHO_PORT, testing.HTTP_PORT
 
 
 @pytest.fixture(scope="module")

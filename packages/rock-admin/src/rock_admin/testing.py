@@ -32,6 +32,22 @@ from rocklet.testing import free_port
 
 PREFIX = SANDBOX_API_PREFIX
 T = TypeVar("T")
+#: What the port-forwarding tests serve inside a sandbox: a TCP echo server (`ECHO`, run as `python3 FILE PORT`)
+#: and `python3 -m http.server`.
+ECHO_PORT = 7001
+HTTP_PORT = 7002
+ECHO = """
+import socket, sys, threading
+
+def serve(conn):
+    with conn:
+        while data := conn.recv(65536):
+            conn.sendall(data)
+
+server = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+while True:
+    threading.Thread(target=serve, args=(server.accept()[0],), daemon=True).start()
+"""
 
 
 @dataclass

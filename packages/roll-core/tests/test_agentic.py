@@ -54,6 +54,19 @@ def _custom(tag="FrozenLake", **kw):
     return CustomEnv(**base)
 
 
+def _train_scheduler(tok, example: str, *overrides: str):
+    """A train RolloutScheduler of two env groups over the tiny-cpu `example`, played by a policy that always
+    answers Up; (its env manager, the scheduler)."""
+    cfg, _ = load_config(
+        EXAMPLES / "tiny-cpu",
+        example,
+        ["train_env_manager.num_env_groups=2", "train_env_manager.num_groups_partition=[2]", *overrides],
+    )
+    finalize(cfg)
+    mgr = TrajEnvManager(ChatFormatter(tok), cfg.sequence_length, FakePolicy(tok, "<answer>Up</answer>"), 16)
+    return mgr, RolloutScheduler(cfg, cfg.train_env_manager, "train", mgr, cfg.seed)
+
+
 def test_token_in_token_out_layout_and_masks(tok):
     policy = FakePolicy(tok, "<answer>Left</answer>")
     mgr = TrajEnvManager(ChatFormatter(tok), 4096, policy, 64)
@@ -134,19 +147,7 @@ def test_env_failures_and_timeouts_are_reported_not_hung(tok):
 
 
 def test_scheduler_groups_share_seeds_and_ids(tok):
-    cfg, _ = load_config(
-        EXAMPLES / "tiny-cpu",
-        "agentic_sokoban",
-        [
-            "train_env_manager.num_env_groups=2",
-            "train_env_manager.num_groups_partition=[2]",
-            "rollout_batch_size=8",
-        ],
-    )
-    finalize(cfg)
-    policy = FakePolicy(tok, "<answer>Up</answer>")
-    mgr = TrajEnvManager(ChatFormatter(tok), cfg.sequence_length, policy, 16)
-    sched = RolloutScheduler(cfg, cfg.train_env_manager, "train", mgr, cfg.seed)
+    mgr, sched = _train_scheduler(tok, "agentic_sokoban", "rollout_batch_size=8")
     trajs, metrics = sched.get_batch(8)
     assert len(trajs) == 8 and metrics["scheduler/dropped_groups"] == 0
     groups: dict[str, list] = {}
@@ -174,21 +175,13 @@ def test_scheduler_groups_share_seeds_and_ids(tok):
 
 
 def test_scheduler_drops_failing_group_and_counts(tok):
-    cfg, _ = load_config(
-        EXAMPLES / "tiny-cpu",
+    mgr, sched = _train_scheduler(
+        tok,
         "agentic_frozen_lake",
-        [
-            "train_env_manager.num_env_groups=2",
-            "train_env_manager.num_groups_partition=[2]",
-            "train_env_manager.group_size=2",
-            "rollout_batch_size=4",
-            "train_env_manager.max_env_retries=1",
-        ],
+        "train_env_manager.group_size=2",
+        "rollout_batch_size=4",
+        "train_env_manager.max_env_retries=1",
     )
-    finalize(cfg)
-    policy = FakePolicy(tok, "<answer>Up</answer>")
-    mgr = TrajEnvManager(ChatFormatter(tok), cfg.sequence_length, policy, 16)
-    sched = RolloutScheduler(cfg, cfg.train_env_manager, "train", mgr, cfg.seed)
     sched.slots[0].env = BrokenEnv()  # group 0's first env fails once; the retry rebuilds it
     trajs, metrics = sched.get_batch(4)
     assert len(trajs) == 4
@@ -220,20 +213,13 @@ def test_rock_hosted_env_goes_through_rock_make(tok, monkeypatch):
 
 
 def test_group_size_redundancy_covers_failures_without_retry(tok):
-    cfg, _ = load_config(
-        EXAMPLES / "tiny-cpu",
+    mgr, sched = _train_scheduler(
+        tok,
         "agentic_frozen_lake",
-        [
-            "train_env_manager.num_env_groups=2",
-            "train_env_manager.num_groups_partition=[2]",
-            "train_env_manager.group_size=2",
-            "train_env_manager.group_size_redundancy=1",
-            "rollout_batch_size=4",
-        ],
+        "train_env_manager.group_size=2",
+        "train_env_manager.group_size_redundancy=1",
+        "rollout_batch_size=4",
     )
-    finalize(cfg)
-    mgr = TrajEnvManager(ChatFormatter(tok), cfg.sequence_length, FakePolicy(tok, "<answer>Up</answer>"), 16)
-    sched = RolloutScheduler(cfg, cfg.train_env_manager, "train", mgr, cfg.seed)
     assert len(sched.slots) == 6 and [s.group_id for s in sched.slots] == [0, 0, 0, 1, 1, 1]
     sched.slots[0].env = BrokenEnv()  # one env of group 0 fails: the redundant env completes the group
     trajs, metrics = sched.get_batch(4)
@@ -259,21 +245,14 @@ class DropFirstEpisodes(GroupFilter):
 
 
 def test_group_filter_drops_groups_and_runs_next_episodes(tok):
-    cfg, _ = load_config(
-        EXAMPLES / "tiny-cpu",
-        "agentic_frozen_lake",
-        [
-            "train_env_manager.num_env_groups=2",
-            "train_env_manager.num_groups_partition=[2]",
-            "train_env_manager.group_size=2",
-            "rollout_batch_size=4",
-            f"train_env_manager.group_filter_cls={__name__}.DropFirstEpisodes",
-        ],
-    )
-    finalize(cfg)
     DropFirstEpisodes.seen = []
-    mgr = TrajEnvManager(ChatFormatter(tok), cfg.sequence_length, FakePolicy(tok, "<answer>Up</answer>"), 16)
-    sched = RolloutScheduler(cfg, cfg.train_env_manager, "train", mgr, cfg.seed)
+    mgr, sched = _train_scheduler(
+        tok,
+        "agentic_frozen_lake",
+        "train_env_manager.group_size=2",
+        "rollout_batch_size=4",
+        f"train_env_manager.group_filter_cls={__name__}.DropFirstEpisodes",
+    )
     trajs, metrics = sched.get_batch(4)
     mgr.close()
     assert metrics["scheduler/group_filter_count"] == 2

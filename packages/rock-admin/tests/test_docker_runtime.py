@@ -4,7 +4,9 @@ this module makes is removed at the end, by its admin's label."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import platform
 import subprocess
 import sys
 import time
@@ -16,8 +18,18 @@ import httpx
 import pytest
 
 from rock_admin.engines import podman
+from rock_admin.runtimes import seccomp
 from rock_admin.runtimes.docker import LABEL_ADMIN, LABEL_SANDBOX, admin_id
-from rock_admin.testing import Admin, failed, ok, run, running_admin, start_sandbox
+from rock_admin.testing import (
+    KEYRING_PROBE,
+    Admin,
+    failed,
+    in_sandbox_python,
+    ok,
+    run,
+    running_admin,
+    start_sandbox,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -366,3 +378,71 @@ def test_an_agent_in_a_container_is_answered_through_the_model_service(docker_ad
         assert turn["session_end"] and turn["exit_code"] == 0, turn  # type: ignore[index]
         said = ok(http.post("/read_file", json={"sandbox_id": sid, "path": "/tmp/said.txt"}))
         assert said["content"] == "hi\n"  # type: ignore[index]
+
+
+# --- issue 11's escape probe, on the docker runtime ---
+
+
+@pytest.mark.skipif(platform.machine() not in seccomp.ARCHES, reason="no syscall table for this architecture")
+def test_escape_probe_between_two_containers_and_the_host(
+    docker_admin: Admin, engine_client: docker.DockerClient
+) -> None:
+    """The attacks of the process runtime's probe, from two containers side by side: keyring, each other's
+    files and processes, the host's files, the admin's state, the cgroup tree, setuid files for the host."""
+    with docker_admin.client() as http:
+        a, b = start_sandbox(http, memory="256m"), start_sandbox(http, memory="256m")
+        for sid in (a, b):
+            ok(http.post("/create_session", json={"sandbox_id": sid, "session": "s"}))
+        # Keys are not namespaced: the engine's syscall filter must refuse them (Docker's default profile).
+        nrs = seccomp.ARCHES[platform.machine()].syscalls
+        probe = KEYRING_PROBE.format(add_key=nrs["add_key"], request_key=nrs["request_key"])
+        desc = f"rock-escape-{a[:8]}"
+        refused = ("EPERM", "ENOSYS")  # Docker's profile answers EPERM, Podman's ENOSYS
+        assert in_sandbox_python(http, a, probe, "add", desc)["add_key"] in refused
+        assert in_sandbox_python(http, b, probe, "get", desc)["request_key"] in refused
+        assert desc not in Path("/proc/keys").read_text()
+        # Each other's files and processes.
+        assert run(http, a, "echo SECRET-A > /root/secret && sleep 300 &")["exit_code"] == 0
+        assert run(http, b, "cat /root/secret 2>&1")["exit_code"] != 0
+        assert "sleep 300" not in run(http, b, "ps -eo args")["output"]
+        # The host's files: its shadow file, the project's tree beyond the package dirs, the admin's store.
+        with contextlib.suppress(FileNotFoundError):
+            shadow = Path("/etc/shadow").read_text()
+            assert run(http, a, "cat /etc/shadow")["output"] != shadow
+        repo = Path(__file__).resolve().parents[3]
+        for host_path in (repo / "README.md", repo / ".git", docker_admin.state_dir):
+            assert run(http, a, f"test -e {host_path}")["exit_code"] != 0, host_path
+        # The cgroup tree and mounts do not name the other sandbox.
+        seen = run(http, a, "cat /proc/self/cgroup /proc/self/mountinfo; ls -R /sys/fs/cgroup 2>/dev/null")
+        assert b not in seen["output"]
+        # A setuid file planted where the host can reach it (the run dir) is inert: nosuid, and the admin's alone.
+        run(http, a, "cp /bin/sh /run/rocklet/sh && chmod 4755 /run/rocklet/sh")
+        planted = docker_admin.state_dir / "docker" / a / "run" / "sh"
+        if planted.exists():
+            assert _nosuid(planted.parent)
+        assert (
+            docker_admin.state_dir / "docker"
+        ).stat().st_mode & 0o077 == 0  # no other host user reaches it
+        for sid in (a, b):
+            ok(http.post("/delete", json={"sandbox_id": sid}))
+
+
+def _nosuid(path: Path) -> bool:
+    """Whether the mount holding `path` ignores setuid bits."""
+    return bool(os.statvfs(path).f_flag & os.ST_NOSUID)
+
+
+def test_status_says_whether_container_root_is_host_root(
+    docker_admin: Admin, engine_client: docker.DockerClient
+) -> None:
+    """Without the engine's user namespace remapping, root in a container is root on the host (uid 0 outside):
+    the status says so, as it is, from the container's own uid map."""
+    with docker_admin.client() as http:
+        sid = start_sandbox(http)
+        status = ok(http.get("/get_status", params={"sandbox_id": sid}))
+        pid = _container(engine_client, sid).attrs["State"]["Pid"]
+        host_root = Path(f"/proc/{pid}/uid_map").read_text().split()[:2] == ["0", "0"]
+        assert ("root is host root" in status["isolation"]) == host_root, status  # type: ignore[index]
+        if host_root:
+            assert "userns-remap" in status["isolation"], status  # type: ignore[index]
+        ok(http.post("/delete", json={"sandbox_id": sid}))

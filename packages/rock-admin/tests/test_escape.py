@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from rock_admin.runtimes import linux, seccomp
-from rock_admin.testing import ok, run, running_admin, start_sandbox
+from rock_admin.testing import KEYRING_PROBE, in_sandbox_python, ok, run, running_admin, start_sandbox
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the process runtime's namespaces need root")
 
@@ -147,44 +147,16 @@ def test_admin_secrets_not_readable_through_the_rocklets_proc(tmp_path: Path, us
 # --- seccomp, applied to every sandbox ---
 
 
-def _in_sandbox_python(http: httpx.Client, sid: str, script: str, *args: str) -> dict:
-    """Run `script` with the sandbox's python3; it prints one JSON object."""
-    ok(http.post("/write_file", json={"sandbox_id": sid, "path": "/tmp/probe.py", "content": script}))
-    result = run(http, sid, "python3 /tmp/probe.py " + " ".join(args), timeout=60)
-    assert result["exit_code"] == 0, result
-    return json.loads(result["output"].strip().splitlines()[-1])
-
-
-_KEYRING_PROBE = textwrap.dedent(
-    """
-    import ctypes, errno, json, sys
-    ADD_KEY, REQUEST_KEY = {add_key}, {request_key}
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def call(nr, *args):
-        ctypes.set_errno(0)
-        result = libc.syscall(ctypes.c_long(nr), *args)
-        return errno.errorcode.get(ctypes.get_errno(), "?") if result < 0 else "OK"
-
-    desc = sys.argv[2].encode()
-    if sys.argv[1] == "add":  # into the user keyring (KEY_SPEC_USER_KEYRING): shared by every root process
-        print(json.dumps({{"add_key": call(ADD_KEY, b"user", desc, b"SECRET", ctypes.c_size_t(6), ctypes.c_int(-4))}}))
-    else:
-        print(json.dumps({{"request_key": call(REQUEST_KEY, b"user", desc, None, ctypes.c_int(0))}}))
-    """
-)
-
-
 @needs_root
 @pytest.mark.skipif(platform.machine() not in seccomp.ARCHES, reason="no syscall table for this architecture")
 def test_kernel_keyring_is_closed_to_sandboxes(http: httpx.Client, two) -> None:
     """A key added in sandbox A was readable in B and on the host (keys are not namespaced)."""
     a, b = two
     nrs = seccomp.ARCHES[platform.machine()].syscalls
-    probe = _KEYRING_PROBE.format(add_key=nrs["add_key"], request_key=nrs["request_key"])
+    probe = KEYRING_PROBE.format(add_key=nrs["add_key"], request_key=nrs["request_key"])
     desc = f"rock-escape-{a[:8]}"
-    assert _in_sandbox_python(http, a, probe, "add", desc) == {"add_key": "EPERM"}
-    assert _in_sandbox_python(http, b, probe, "get", desc) == {"request_key": "EPERM"}
+    assert in_sandbox_python(http, a, probe, "add", desc) == {"add_key": "EPERM"}
+    assert in_sandbox_python(http, b, probe, "get", desc) == {"request_key": "EPERM"}
     with contextlib.suppress(OSError):  # no /proc/keys: the kernel has no keyring at all
         assert desc not in Path("/proc/keys").read_text()
 

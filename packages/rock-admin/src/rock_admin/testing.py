@@ -18,6 +18,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -318,3 +319,31 @@ def run(http: httpx.Client, sid: str, command: str, session: str = "s", **fields
             json={"sandbox_id": sid, "session": session, "command": command, "check": "silent", **fields},
         )
     )
+
+
+def in_sandbox_python(http: httpx.Client, sid: str, script: str, *args: str) -> dict:
+    """Run `script` with the sandbox's python3; it prints one JSON object."""
+    ok(http.post("/write_file", json={"sandbox_id": sid, "path": "/tmp/probe.py", "content": script}))
+    result = run(http, sid, "python3 /tmp/probe.py " + " ".join(args), timeout=60)
+    assert result["exit_code"] == 0, result
+    return json.loads(result["output"].strip().splitlines()[-1])
+
+
+KEYRING_PROBE = textwrap.dedent(
+    """
+    import ctypes, errno, json, sys
+    ADD_KEY, REQUEST_KEY = {add_key}, {request_key}
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def call(nr, *args):
+        ctypes.set_errno(0)
+        result = libc.syscall(ctypes.c_long(nr), *args)
+        return errno.errorcode.get(ctypes.get_errno(), "?") if result < 0 else "OK"
+
+    desc = sys.argv[2].encode()
+    if sys.argv[1] == "add":  # into the user keyring (KEY_SPEC_USER_KEYRING): shared by every root process
+        print(json.dumps({{"add_key": call(ADD_KEY, b"user", desc, b"SECRET", ctypes.c_size_t(6), ctypes.c_int(-4))}}))
+    else:
+        print(json.dumps({{"request_key": call(REQUEST_KEY, b"user", desc, None, ctypes.c_int(0))}}))
+    """
+)

@@ -13,7 +13,8 @@ Containers run with the process runtime's capabilities (Docker's default set min
 root is writable, as upstream's. `disk` goes to the engine as the root layer's size (StorageOpt) where its
 storage driver can limit it; where it cannot (overlay on a file system without project quotas, as Podman's
 storage here), /tmp becomes a tmpfs of that size instead, and the status says so. The run dir is a tmpfs of
-that size too (nosuid, nodev, noexec; 0700 under a 0700 `docker/`).
+that size too (nosuid, nodev, noexec; 0700 under a 0700 `docker/`). The user namespace is the engine's to choose;
+where it maps none, the status says root in the container is host root.
 """
 
 from __future__ import annotations
@@ -95,6 +96,23 @@ def _memory_cgroup(pid: int) -> list[str]:
             return [f"/sys/fs/cgroup/memory{path}"]
     unified = [path for num, controllers, path in lines if num == "0" and not controllers]
     return [f"/sys/fs/cgroup{unified[0]}"] if unified else []
+
+
+#: Said in the status where the engine maps no user namespace (rootful Podman, Docker without userns-remap).
+HOST_ROOT = (
+    "; root is host root (the engine maps no user namespace: Docker's userns-remap or Podman's userns "
+    "settings would give the container an unprivileged host uid range)"
+)
+
+
+def _root_is_host_root(pid: int) -> bool:
+    """Whether uid 0 in the (local) container of `pid` is uid 0 on the host, by its uid map."""
+    try:
+        with open(f"/proc/{pid}/uid_map") as f:
+            inside, outside, *_ = f.readline().split()
+    except (OSError, ValueError):
+        return False
+    return inside == outside == "0"
 
 
 def _under_usr(path: str) -> bool:
@@ -212,7 +230,8 @@ class DockerRuntime(Runtime):
             pid=pid,
             pid_start=pid_start(pid) if pid else 0,
             sandbox_dir=str(sdir),
-            isolation=f"container {container.short_id} ({self.base_url}), network {self.network}",
+            isolation=f"container {container.short_id} ({self.base_url}), network {self.network}"
+            + (HOST_ROOT if pid and _root_is_host_root(pid) else ""),
             limits_enforced=True,
             limits_message="memory, cpus and pids limits set on the container by the engine; "
             + self._disk_message(container.attrs.get("HostConfig", {})),

@@ -6,6 +6,8 @@ Figures, all from one run on one machine:
 - the floor: `podman run --rm --network none IMAGE true` (the engine alone, no rocklet), sequential p50/p99;
 - create → first `echo` through the admin (HTTP `/start`, `/create_session`, `/run_in_session`), sequential
   p50/p99, and the overhead over the floor at p50 (target ≤ 0.3 s);
+- the same with `userns: off` (root is host root), alternating with it: what each container's own uid range
+  costs at start;
 - a burst of N creates at once (p50/p99, success, wall);
 - create throughput (sandboxes/s, 8 at a time) of the docker runtime and of the `process` runtime.
 Every admin is stopped by PID, the engine service too, and every container is removed.
@@ -29,8 +31,7 @@ import docker
 import httpx
 
 from rock_admin.engines import podman
-from rock_admin.runtimes.docker import LABEL_ADMIN, admin_id
-from rock_admin.testing import PREFIX, Admin, ok, running_admin
+from rock_admin.testing import PREFIX, Admin, ok, remove_containers, running_admin
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_admin import pct
@@ -76,10 +77,14 @@ def delete_all(admin: Admin, sids: list[str]) -> None:
                 ok(http.post("/delete", json={"sandbox_id": sid}))
 
 
-def sequential(admin: Admin, n: int) -> list[float]:
-    results = [create_and_echo(admin) for _ in range(n)]
-    delete_all(admin, [sid for _, sid in results])
-    return [t for t, sid in results if sid]
+def sequential(admins: list[Admin], n: int) -> list[list[float]]:
+    """n creates on each admin, taking turns (so the machine's noise falls on all alike)."""
+    results = [[create_and_echo(admin) for admin in admins] for _ in range(n)]
+    times = []
+    for k, admin in enumerate(admins):
+        delete_all(admin, [row[k][1] for row in results])
+        times.append([row[k][0] for row in results if row[k][1]])
+    return times
 
 
 def burst(admin: Admin, n: int) -> dict[str, Any]:
@@ -127,27 +132,33 @@ def main() -> None:
         }
     }
     with tempfile.TemporaryDirectory(prefix="bench-docker-", dir=podman.podman_dir()) as tmp:
-        state = Path(tmp) / "docker-admin"
+        state, state_off = Path(tmp) / "docker-admin", Path(tmp) / "docker-admin-userns-off"
         with podman.podman_service() as url:
             client = docker.DockerClient(base_url=url, version="1.41")
             try:
                 floor_times = floor(args.sequential)
-                with running_admin(state, runtime="docker", docker_host=url, log_level="warning") as admin:
-                    create_and_echo(admin)  # warm: page cache, the engine's image lookup
-                    seq = sequential(admin, args.sequential)
+                with (
+                    running_admin(state, runtime="docker", docker_host=url, log_level="warning") as admin,
+                    running_admin(
+                        state_off, runtime="docker", docker_host=url, log_level="warning", userns="off"
+                    ) as admin_off,
+                ):
+                    for warm in (admin, admin_off):  # page cache, the engine's image lookup
+                        delete_all(warm, [create_and_echo(warm)[1]])
+                    seq, seq_off = sequential([admin, admin_off], args.sequential)
                     result["burst"] = burst(admin, args.burst)
                     result["throughput_docker_per_s"] = throughput(admin, args.throughput)
             finally:
-                for c in client.containers.list(
-                    all=True, filters={"label": f"{LABEL_ADMIN}={admin_id(str(state))}"}
-                ):
-                    c.remove(force=True)
+                remove_containers(client, state)
+                remove_containers(client, state_off)
                 client.close()
         with running_admin(Path(tmp) / "process-admin", log_level="warning") as admin:
             result["throughput_process_per_s"] = throughput(admin, args.throughput)
     result["floor_podman_run_true"] = summary(floor_times)
     result["create_to_echo_sequential"] = seq_summary = summary(seq)
     result["overhead_p50_s"] = round(seq_summary["p50_s"] - result["floor_podman_run_true"]["p50_s"], 3)
+    result["create_to_echo_sequential_userns_off"] = off_summary = summary(seq_off)
+    result["userns_cost_p50_s"] = round(seq_summary["p50_s"] - off_summary["p50_s"], 3)
     result["throughput_ratio_process_over_docker"] = round(
         result["throughput_process_per_s"] / result["throughput_docker_per_s"], 1
     )
@@ -162,6 +173,11 @@ def main() -> None:
             f"p50 {seq_summary['p50_s']:.3f} s, p99 {seq_summary['p99_s']:.3f} s",
         ),
         ("overhead over the floor at p50", f"{result['overhead_p50_s']:.3f} s (target ≤ 0.3 s)"),
+        (
+            "the same, userns: off (host root)",
+            f"p50 {off_summary['p50_s']:.3f} s, p99 {off_summary['p99_s']:.3f} s "
+            f"(own uid range costs {result['userns_cost_p50_s']:+.3f} s at p50)",
+        ),
         (
             f"burst of {args.burst} (create → echo)",
             f"p50 {result['burst']['p50_s']:.3f} s, p99 {result['burst']['p99_s']:.3f} s, "

@@ -26,6 +26,7 @@ from rock_admin.testing import (
     failed,
     in_sandbox_python,
     ok,
+    remove_containers,
     run,
     running_admin,
     start_sandbox,
@@ -59,11 +60,6 @@ def engine_client(engine: str) -> Iterator[docker.DockerClient]:
     client.close()
 
 
-def _remove_containers(client: docker.DockerClient, state_dir: Path) -> None:
-    for c in client.containers.list(all=True, filters={"label": f"{LABEL_ADMIN}={admin_id(str(state_dir))}"}):
-        c.remove(force=True)
-
-
 @pytest.fixture
 def docker_admin(engine: str, engine_client: docker.DockerClient, tmp_path: Path) -> Iterator[Admin]:
     state = tmp_path / "admin"
@@ -71,7 +67,7 @@ def docker_admin(engine: str, engine_client: docker.DockerClient, tmp_path: Path
         with running_admin(state, runtime="docker", docker_host=engine, pids_max="512") as admin:
             yield admin
     finally:
-        _remove_containers(engine_client, state)
+        remove_containers(engine_client, state)
 
 
 def _container(client: docker.DockerClient, sid: str) -> docker.models.containers.Container:
@@ -198,7 +194,7 @@ def test_restart_adopts_containers_and_removes_orphans(
             with pytest.raises(docker.errors.NotFound):
                 engine_client.containers.get(orphan.id)
     finally:
-        _remove_containers(engine_client, state)
+        remove_containers(engine_client, state)
 
 
 def test_bridge_network_reaches_the_rocklet_on_a_local_port(
@@ -214,7 +210,7 @@ def test_bridge_network_reaches_the_rocklet_on_a_local_port(
             ok(http.post("/create_session", json={"sandbox_id": sid, "session": "s"}))
             assert run(http, sid, "echo over tcp")["output"].strip() == "over tcp"
     finally:
-        _remove_containers(engine_client, state)
+        remove_containers(engine_client, state)
 
 
 def test_unreachable_engine_stops_the_admin_with_a_clear_error(tmp_path: Path) -> None:
@@ -271,7 +267,7 @@ def test_port_forward_to_a_server_in_the_container(
                 ws.recv(timeout=30)
             assert ws.close_code == 1011 and "refused" in (ws.close_reason or "")
     finally:
-        _remove_containers(engine_client, state)
+        remove_containers(engine_client, state)
 
 
 def test_container_privileges_writable_root_and_disk(
@@ -432,17 +428,53 @@ def _nosuid(path: Path) -> bool:
     return bool(os.statvfs(path).f_flag & os.ST_NOSUID)
 
 
-def test_status_says_whether_container_root_is_host_root(
+def _uid_map(client: docker.DockerClient, sid: str) -> list[str]:
+    pid = _container(client, sid).attrs["State"]["Pid"]
+    return Path(f"/proc/{pid}/uid_map").read_text().split()
+
+
+def test_container_root_is_a_host_uid_range_of_its_own(
     docker_admin: Admin, engine_client: docker.DockerClient
 ) -> None:
-    """Without the engine's user namespace remapping, root in a container is root on the host (uid 0 outside):
-    the status says so, as it is, from the container's own uid map."""
+    """Root in a container is not host root: each container gets its own unprivileged host uid range (the
+    run dir it writes into is owned by it on the host), kept across a restart, and the status says which."""
     with docker_admin.client() as http:
-        sid = start_sandbox(http)
-        status = ok(http.get("/get_status", params={"sandbox_id": sid}))
-        pid = _container(engine_client, sid).attrs["State"]["Pid"]
-        host_root = Path(f"/proc/{pid}/uid_map").read_text().split()[:2] == ["0", "0"]
-        assert ("root is host root" in status["isolation"]) == host_root, status  # type: ignore[index]
-        if host_root:
+        a, b = start_sandbox(http), start_sandbox(http)
+        maps = {sid: _uid_map(engine_client, sid) for sid in (a, b)}
+        for sid, (inside, outside, size) in maps.items():
+            assert inside == "0" and int(outside) >= 100_000 and size == "65536", maps
+            status = ok(http.get("/get_status", params={"sandbox_id": sid}))
+            assert f"root is host uid {outside}" in status["isolation"], status  # type: ignore[index]
+            assert "root is host root" not in status["isolation"], status  # type: ignore[index]
+        assert maps[a][1] != maps[b][1], maps
+        ok(http.post("/create_session", json={"sandbox_id": a, "session": "s"}))
+        assert run(http, a, "id -u; touch /run/rocklet/mine")["output"].split()[0] == "0"
+        run_dir = docker_admin.state_dir / "docker" / a / "run"
+        assert (run_dir / "mine").stat().st_uid == int(maps[a][1])
+        ok(http.post("/stop", json={"sandbox_id": a}))
+        ok(http.post("/restart", json={"sandbox_id": a}))
+        _wait_state(http, a, "running")
+        assert _uid_map(engine_client, a) == maps[a]
+        ok(http.post("/create_session", json={"sandbox_id": a, "session": "s"}))
+        assert run(http, a, "ls /run/rocklet/mine")["exit_code"] == 0
+        for sid in (a, b):
+            ok(http.post("/delete", json={"sandbox_id": sid}))
+
+
+def test_userns_off_says_root_is_host_root(
+    engine: str, engine_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    """`userns: off` leaves the engine's mapping (none on rootful Podman): the status says root is host root."""
+    state = tmp_path / "admin"
+    try:
+        with (
+            running_admin(state, runtime="docker", docker_host=engine, userns="off") as admin,
+            admin.client() as http,
+        ):
+            sid = start_sandbox(http)
+            assert _uid_map(engine_client, sid)[:2] == ["0", "0"]
+            status = ok(http.get("/get_status", params={"sandbox_id": sid}))
+            assert "root is host root" in status["isolation"], status  # type: ignore[index]
             assert "userns-remap" in status["isolation"], status  # type: ignore[index]
-        ok(http.post("/delete", json={"sandbox_id": sid}))
+    finally:
+        remove_containers(engine_client, state)

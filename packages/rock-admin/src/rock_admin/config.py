@@ -172,8 +172,9 @@ class AdminConfig(BaseSettings):
     ] = "rock"
     #: `auto` (namespaces when root, else none), `namespaces`, `none` (plain processes, no isolation).
     isolation: Annotated[str, _one_of("auto", "namespaces", "none")] = "auto"
-    #: Process runtime: sandbox root is an unprivileged host uid range in a user namespace (`on`; `auto`: on
-    #: where the kernel can id-map the root's layers, else without, with a warning; `off`: host root).
+    #: Sandbox root is an unprivileged host uid range in a user namespace (`on`; `auto`: on where the kernel can
+    #: id-map the root's layers, or with docker where the engine maps per container (Podman), else without,
+    #: with a warning; `off`: host root).
     userns: Annotated[str, _one_of("auto", "on", "off")] = "auto"
     #: First host uid (= gid) of those ranges: sandbox k gets 65536 ids from userns_base + k * 65536.
     userns_base: Annotated[int, _holds(lambda v: 1 <= v <= 2**31 - 65536, "expected 1 .. 2**31 - 65536")] = (

@@ -206,6 +206,21 @@ def running_admin(state_dir: Path, **settings: str) -> Iterator[Admin]:
         admin.stop()
 
 
+def remove_containers(client: Any, state_dir: Path) -> None:
+    """Remove the containers of the admin on `state_dir` (by its label) from the engine `client` talks to."""
+    import docker
+
+    from rock_admin.runtimes.docker import LABEL_ADMIN, admin_id
+
+    label = {"label": f"{LABEL_ADMIN}={admin_id(str(state_dir))}"}
+    for container in client.containers.list(all=True, filters=label):
+        # Podman 4.3 may answer EBUSY (its shm dir) for a user-namespaced container it did remove.
+        with contextlib.suppress(docker.errors.APIError):
+            container.remove(force=True)
+    left = client.containers.list(all=True, filters=label)
+    assert not left, f"containers left on the engine: {[c.name for c in left]}"
+
+
 @dataclass
 class Redis:
     """A private `redis-server` (append-only file in `dir`, so a restart keeps the data), stopped by PID."""

@@ -13,8 +13,13 @@ Containers run with the process runtime's capabilities (Docker's default set min
 root is writable, as upstream's. `disk` goes to the engine as the root layer's size (StorageOpt) where its
 storage driver can limit it; where it cannot (overlay on a file system without project quotas, as Podman's
 storage here), /tmp becomes a tmpfs of that size instead, and the status says so. The run dir is a tmpfs of
-that size too (nosuid, nodev, noexec; 0700 under a 0700 `docker/`). The user namespace is the engine's to choose;
-where it maps none, the status says root in the container is host root.
+that size too (nosuid, nodev, noexec; 0700 under a 0700 `docker/`).
+
+Root in a container is not host root: on Podman each container gets a user namespace with a host uid range of
+its own (`userns`, `userns_base`: the process runtime's ranges, recorded by the owner of the run dir), asked
+for through the compatible API's `UsernsMode` (docker-py refuses any mode but `host`, so the create call is
+built a level down). Docker maps user namespaces only daemon-wide (`userns-remap`): there the engine's mapping
+is used, and where it maps none the status says root in the container is host root (`userns: on` refuses it).
 """
 
 from __future__ import annotations
@@ -38,10 +43,13 @@ from rock_admin.errors import LaunchError
 from rock_admin.runtimes import linux, rootfs
 from rock_admin.runtimes.base import Endpoint, Handle, Runtime, SandboxSpec
 from rock_admin.runtimes.host import UDS_MAX, pid_start, python_paths
+from rock_admin.runtimes.userns import SIZE, UidRanges
 from rocklet.config import SESSION_ENV_VAR
 
 log = logging.getLogger("rock_admin.runtime.docker")
 
+#: A fixed Engine API version (Docker ≥ 20.10, Podman ≥ 3): no /version round trip for every client made.
+API_VERSION = "1.41"
 PULL_POLICIES = ("never", "missing", "always")
 NETWORKS = ("none", "bridge")
 #: Where the sandbox's run dir (socket, rocklet state) appears inside the container.
@@ -98,11 +106,17 @@ def _memory_cgroup(pid: int) -> list[str]:
     return [f"/sys/fs/cgroup{unified[0]}"] if unified else []
 
 
-#: Said in the status where the engine maps no user namespace (rootful Podman, Docker without userns-remap).
+#: Said in the status where the engine maps no user namespace (Docker without userns-remap, `userns: off`).
 HOST_ROOT = (
-    "; root is host root (the engine maps no user namespace: Docker's userns-remap or Podman's userns "
-    "settings would give the container an unprivileged host uid range)"
+    "; root is host root (the engine maps no user namespace: Docker's userns-remap, or Podman with "
+    "userns auto/on, gives the container an unprivileged host uid range)"
 )
+
+
+def userns_mode(first_uid: int) -> str:
+    """Podman's `UsernsMode` for a container whose ids 0..SIZE-1 are host ids first_uid.. (uids and gids)."""
+    ids = f"0:{first_uid}:{SIZE}"
+    return f"auto:size={SIZE},uidmapping={ids},gidmapping={ids}"
 
 
 def _root_is_host_root(pid: int) -> bool:
@@ -128,23 +142,30 @@ class DockerRuntime(Runtime):
         docker_host: str = "",
         network: str = "none",
         concurrency: int = 8,
+        userns: str = "auto",
+        userns_base: int = 100_000,
         **_ignored: Any,  # the process runtime's settings (isolation, hide_paths) mean nothing here
     ) -> None:
         import docker  # the `docker` extra: imported only when this runtime is chosen
 
         if network not in NETWORKS:
             raise ValueError(f"docker_network: expected one of {', '.join(NETWORKS)}, got {network!r}")
+        if userns not in ("auto", "on", "off"):
+            raise ValueError(f"userns: expected auto, on or off, got {userns!r}")
         self._docker = docker
         self.state_dir = Path(state_dir)
         self.sandboxes_dir = self.state_dir / "docker"
         self.sandboxes_dir.mkdir(parents=True, exist_ok=True)
         self.sandboxes_dir.chmod(0o700)  # the run dirs (the rocklet's socket and state) are the admin's alone
         self.network = network
+        self.userns = userns
+        self.uids = UidRanges(self.sandboxes_dir, userns_base, marker="run")
+        #: Whether the engine takes a per-container uid map (Podman); asked once, at the first start.
+        self._engine_maps: bool | None = None
         self.admin = admin_id(state_dir)
         self.base_url = docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-        # A fixed API version (Docker ≥ 20.10, Podman ≥ 3): no /version round trip for every client made.
         self.client = docker.DockerClient(
-            base_url=self.base_url, version="1.41", timeout=120, max_pool_size=concurrency + 2
+            base_url=self.base_url, version=API_VERSION, timeout=120, max_pool_size=concurrency + 2
         )
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="docker")
         self._command, self._env = _rocklet_command(network)
@@ -201,22 +222,31 @@ class DockerRuntime(Runtime):
         sdir = self.sandboxes_dir / spec.sandbox_id
         run_dir = sdir / "run"
         os.makedirs(sdir, mode=0o700, exist_ok=True)
-        self._run_dir(run_dir, spec.disk_bytes)
+        first_uid = self._first_uid(spec.sandbox_id)
+        self._run_dir(run_dir, spec.disk_bytes, first_uid)
         with contextlib.suppress(FileNotFoundError):
             (run_dir / "rocklet.sock").unlink()
         name = f"rock-{self.admin}-{spec.sandbox_id}"
         container = None
         try:
-            container = self._existing(name) or self._create(spec, image, name, run_dir)
+            container = self._existing(name) or self._create(spec, image, name, run_dir, first_uid)
             container.start()
             container.reload()
         except errors.DockerException as exc:
             if container is not None:  # no handle will name it: it goes now
                 with contextlib.suppress(errors.DockerException):
-                    container.remove(force=True)
+                    self._remove_container(container.id)
             raise LaunchError(f"the engine could not start the container: {self._engine_error(exc)}") from exc
         state = container.attrs.get("State", {})
         pid = int(state.get("Pid") or 0)
+        host_root = bool(pid) and _root_is_host_root(pid)
+        if host_root and self.userns == "on":
+            with contextlib.suppress(errors.DockerException):
+                self._remove_container(container.id)
+            raise LaunchError(
+                "userns is 'on' but root in the container is host root: the engine maps no user namespace "
+                "(Docker: set userns-remap in its daemon.json; or use Podman, or userns: auto)"
+            )
         url = ""
         if self.network == "bridge":
             ports = container.attrs["NetworkSettings"]["Ports"].get(f"{ROCKLET_PORT}/tcp") or []
@@ -231,7 +261,8 @@ class DockerRuntime(Runtime):
             pid_start=pid_start(pid) if pid else 0,
             sandbox_dir=str(sdir),
             isolation=f"container {container.short_id} ({self.base_url}), network {self.network}"
-            + (HOST_ROOT if pid and _root_is_host_root(pid) else ""),
+            + (f"; root is host uid {first_uid} (a range of {SIZE} of its own)" if first_uid else "")
+            + (HOST_ROOT if host_root else ""),
             limits_enforced=True,
             limits_message="memory, cpus and pids limits set on the container by the engine; "
             + self._disk_message(container.attrs.get("HostConfig", {})),
@@ -257,14 +288,33 @@ class DockerRuntime(Runtime):
         except errors.DockerException as exc:
             raise LaunchError(f"image {name!r}: pull failed: {self._engine_error(exc)}") from exc
 
+    def _first_uid(self, sandbox_id: str) -> int:
+        """The host uid the container's root is (its own range), or 0 where the engine's mapping rules."""
+        if self.userns == "off":
+            return 0
+        if self._engine_maps is None:
+            components = self.client.version().get("Components") or []
+            self._engine_maps = any("podman" in str(c.get("Name", "")).lower() for c in components)
+            if not self._engine_maps:
+                log.warning(
+                    "the engine maps user namespaces only daemon-wide (userns-remap): containers get its mapping"
+                )
+        return self.uids.first_uid(sandbox_id) if self._engine_maps else 0
+
     @staticmethod
-    def _run_dir(run_dir: Path, disk_bytes: int) -> None:
+    def _run_dir(run_dir: Path, disk_bytes: int, owner: int) -> None:
         """A tmpfs (nosuid, nodev, noexec: the container's bind of it is too) of the sandbox's disk size; a plain
-        dir where the admin may not mount (not root)."""
+        dir where the admin may not mount (not root). Owned by the container's root where that is not host root
+        (the dir under the mount too: its owner records the sandbox's uid range while nothing is mounted)."""
+        run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if owner:
+            os.chown(run_dir, owner, owner)
         try:
             rootfs.mount_tmpfs(run_dir, disk_bytes)
         except PermissionError:
-            run_dir.mkdir(parents=True, exist_ok=True)
+            return
+        if owner:
+            os.chown(run_dir, owner, owner)
 
     def _disk_message(self, host_config: dict[str, Any]) -> str:
         if (host_config.get("StorageOpt") or {}).get("size"):
@@ -282,12 +332,12 @@ class DockerRuntime(Runtime):
             return self.client.containers.get(name)
         return None
 
-    def _create(self, spec: SandboxSpec, image: Any, name: str, run_dir: Path) -> Any:
+    def _create(self, spec: SandboxSpec, image: Any, name: str, run_dir: Path, first_uid: int) -> Any:
         """Create the container, with the root layer's size where the engine can limit it (else /tmp a tmpfs)."""
         if spec.disk_bytes and not self._no_disk_opt:
             try:
                 return self._create_with(
-                    spec, image, name, run_dir, {"storage_opt": {"size": str(spec.disk_bytes)}}
+                    spec, image, name, run_dir, first_uid, {"storage_opt": {"size": str(spec.disk_bytes)}}
                 )
             except self._docker.errors.APIError as exc:
                 reason = self._engine_error(exc)
@@ -296,43 +346,63 @@ class DockerRuntime(Runtime):
                 self._no_disk_opt = reason.rsplit(": ", 1)[-1][:300]
                 log.info("the engine cannot limit a container's root layer: %s", self._no_disk_opt)
         extra = {"tmpfs": {"/tmp": f"rw,exec,nosuid,nodev,size={spec.disk_bytes}"}} if spec.disk_bytes else {}
-        return self._create_with(spec, image, name, run_dir, extra)
+        return self._create_with(spec, image, name, run_dir, first_uid, extra)
 
     def _create_with(
-        self, spec: SandboxSpec, image: Any, name: str, run_dir: Path, extra: dict[str, Any]
+        self, spec: SandboxSpec, image: Any, name: str, run_dir: Path, first_uid: int, extra: dict[str, Any]
     ) -> Any:
         mounts = [self._docker.types.Mount(RUN_DIR, str(run_dir), type="bind")]
         mounts += [self._docker.types.Mount(p, p, type="bind", read_only=True) for p in self._binds]
         kwargs: dict[str, Any] = dict(extra)
         if self.network == "bridge":
             kwargs["ports"] = {f"{ROCKLET_PORT}/tcp": ("127.0.0.1", None)}
-        return self.client.containers.create(
-            image.id,
-            entrypoint=self._command[:1],
-            command=self._command[1:],
-            name=name,
-            hostname=spec.sandbox_id[:63],
-            labels={LABEL_ADMIN: self.admin, LABEL_SANDBOX: spec.sandbox_id},
-            environment={
-                **self._env,
-                **spec.env,
-                "ROCKLET_AUTH_TOKEN": spec.token,
-                SESSION_ENV_VAR: json.dumps(spec.env),  # the start env, for the rocklet's bash sessions
-            },
-            mounts=mounts,
-            network_mode=self.network,
-            init=True,
-            mem_limit=spec.memory_bytes,
-            memswap_limit=spec.memory_bytes,  # no swap: the limit is the limit
-            nano_cpus=int(spec.cpus * 1e9),
-            pids_limit=spec.pids_max,
-            cap_drop=["ALL"],
-            cap_add=CAPS,
-            security_opt=["no-new-privileges"],
-            working_dir="/root",
-            detach=True,
-            **kwargs,
+        # docker-py's own conversion of `containers.create` arguments, so that UsernsMode can be set after it.
+        from docker.models.containers import _create_container_args
+
+        args = _create_container_args(
+            dict(
+                image=image.id,
+                version=API_VERSION,
+                entrypoint=self._command[:1],
+                command=self._command[1:],
+                name=name,
+                hostname=spec.sandbox_id[:63],
+                labels={LABEL_ADMIN: self.admin, LABEL_SANDBOX: spec.sandbox_id},
+                environment={
+                    **self._env,
+                    **spec.env,
+                    "ROCKLET_AUTH_TOKEN": spec.token,
+                    SESSION_ENV_VAR: json.dumps(spec.env),  # the start env, for the rocklet's bash sessions
+                },
+                mounts=mounts,
+                network_mode=self.network,
+                init=True,
+                mem_limit=spec.memory_bytes,
+                memswap_limit=spec.memory_bytes,  # no swap: the limit is the limit
+                nano_cpus=int(spec.cpus * 1e9),
+                pids_limit=spec.pids_max,
+                cap_drop=["ALL"],
+                cap_add=CAPS,
+                security_opt=["no-new-privileges"],
+                working_dir="/root",
+                detach=True,
+                **kwargs,
+            )
         )
+        if first_uid:
+            args["host_config"]["UsernsMode"] = userns_mode(first_uid)
+        return self.client.containers.get(self.client.api.create_container(**args)["Id"])
+
+    def _remove_container(self, container: str) -> None:
+        """Remove a container and its anonymous volumes; gone already is removed."""
+        try:
+            self.client.api.remove_container(container, force=True, v=True)
+        except self._docker.errors.NotFound:
+            return
+        except self._docker.errors.APIError:
+            # Podman 4.3 may answer EBUSY (its shm dir) for a user-namespaced container it did remove.
+            if self._state(container):
+                raise
 
     # ------------------------------------------------------------------ stop / remove / inspect
 
@@ -354,11 +424,12 @@ class DockerRuntime(Runtime):
 
     def remove(self, handle: Handle) -> None:
         self._oom.discard(handle.container)
-        with contextlib.suppress(self._docker.errors.NotFound):
-            self.client.api.remove_container(handle.container, force=True, v=True)
+        if handle.container:
+            self._remove_container(handle.container)
         if handle.sandbox_dir and Path(handle.sandbox_dir).parent == self.sandboxes_dir:
             rootfs.unmount(Path(handle.sandbox_dir) / "run")
             shutil.rmtree(handle.sandbox_dir, ignore_errors=True)
+        self.uids.release(handle.sandbox_id)
 
     def _state(self, container: str) -> dict[str, Any]:
         """The container's `State` from the engine; empty when it is gone."""
@@ -472,7 +543,7 @@ class DockerRuntime(Runtime):
         filters = {"type": "container", "label": f"{LABEL_ADMIN}={self.admin}"}
         while not self._closed:
             try:
-                client = self._docker.DockerClient(base_url=self.base_url, version="1.41", timeout=None)
+                client = self._docker.DockerClient(base_url=self.base_url, version=API_VERSION, timeout=None)
                 self._events = client.events(decode=True, filters=filters)
                 for container in list(self._watched):
                     self._check(container)
@@ -504,11 +575,11 @@ class DockerRuntime(Runtime):
         for container in ours:
             sandbox_id = container.labels.get(LABEL_SANDBOX, "")
             if sandbox_id not in known:
-                with contextlib.suppress(self._docker.errors.NotFound):
-                    container.remove(force=True, v=True)
+                self._remove_container(container.id)
                 if sandbox_id:
                     rootfs.unmount(self.sandboxes_dir / sandbox_id / "run")
                     shutil.rmtree(self.sandboxes_dir / sandbox_id, ignore_errors=True)
+                    self.uids.release(sandbox_id)
                 removed.append(sandbox_id or container.id)
         if removed:
             log.info("removed %d orphan containers", len(removed), extra={"sandboxes": removed})

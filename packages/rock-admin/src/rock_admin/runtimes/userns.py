@@ -1,9 +1,10 @@
-"""Host uid ranges for the process runtime's user namespaces: sandbox `k` gets host uids and gids
+"""Host uid ranges for sandboxes' user namespaces: sandbox `k` gets host uids and gids
 `base + k*SIZE .. base + (k+1)*SIZE - 1` (its 0..65535 inside), one range per sandbox, none the host's root.
 
 A sandbox keeps its range across stop/restart (its files are owned by it): the range is recorded by the owner
-of the sandbox's `upper/` dir (its root), which the admin creates and chowns to the range's first uid, so an
-admin restart finds every range in use again without any other state.
+of a dir in the sandbox's dir (the process runtime's `upper/`, the root's writable layer; the docker runtime's
+`run/`), which the runtime creates and chowns to the range's first uid, so an admin restart finds every range
+in use again without any other state.
 """
 
 from __future__ import annotations
@@ -19,25 +20,26 @@ _TOP = 2**31
 
 
 class UidRanges:
-    def __init__(self, sandboxes_dir: Path, base: int = 100_000) -> None:
+    def __init__(self, sandboxes_dir: Path, base: int = 100_000, marker: str = "upper") -> None:
         if base < 1:
             raise ValueError(f"userns_base: must be >= 1 (0 is the host's root), got {base}")
         self.sandboxes_dir = sandboxes_dir
         self.base = base
+        self.marker = marker
         self._lock = threading.Lock()  # starts prepare in worker threads
         self._slots: dict[str, int] | None = None  # sandbox id -> slot
 
     def _scan(self) -> dict[str, int]:
         slots = {}
-        for upper in self.sandboxes_dir.glob("*/upper"):
-            slot = self._slot_of(upper)
+        for marked in self.sandboxes_dir.glob(f"*/{self.marker}"):
+            slot = self._slot_of(marked)
             if slot is not None:
-                slots[upper.parent.name] = slot
+                slots[marked.parent.name] = slot
         return slots
 
-    def _slot_of(self, upper: Path) -> int | None:
+    def _slot_of(self, marked: Path) -> int | None:
         try:
-            uid = os.lstat(upper).st_uid
+            uid = os.lstat(marked).st_uid
         except OSError:
             return None
         if uid < self.base or (uid - self.base) % SIZE:
@@ -51,7 +53,7 @@ class UidRanges:
                 self._slots = self._scan()
             slot = self._slots.get(sandbox_id)
             if slot is None:
-                slot = self._slot_of(self.sandboxes_dir / sandbox_id / "upper")
+                slot = self._slot_of(self.sandboxes_dir / sandbox_id / self.marker)
             if slot is None:
                 used = set(self._slots.values())
                 slot = next(k for k in range(len(used) + 1) if k not in used)

@@ -60,14 +60,27 @@ def engine_client(engine: str) -> Iterator[docker.DockerClient]:
     client.close()
 
 
-@pytest.fixture
-def docker_admin(engine: str, engine_client: docker.DockerClient, tmp_path: Path) -> Iterator[Admin]:
-    state = tmp_path / "admin"
+@contextlib.contextmanager
+def _admin(engine: str, client: docker.DockerClient, state: Path, **settings: str) -> Iterator[Admin]:
     try:
-        with running_admin(state, runtime="docker", docker_host=engine, pids_max="512") as admin:
+        with running_admin(state, runtime="docker", docker_host=engine, pids_max="512", **settings) as admin:
             yield admin
     finally:
-        remove_containers(engine_client, state)
+        remove_containers(client, state)
+
+
+@pytest.fixture
+def docker_admin(engine: str, engine_client: docker.DockerClient, tmp_path: Path) -> Iterator[Admin]:
+    """The default: the rocklet forked into each container by the admin's zygote."""
+    with _admin(engine, engine_client, tmp_path / "admin") as admin:
+        yield admin
+
+
+@pytest.fixture
+def exec_admin(engine: str, engine_client: docker.DockerClient, tmp_path: Path) -> Iterator[Admin]:
+    """`docker_rocklet: exec`: the rocklet is the container's command (a fresh interpreter)."""
+    with _admin(engine, engine_client, tmp_path / "exec-admin", docker_rocklet="exec") as admin:
+        yield admin
 
 
 def _container(client: docker.DockerClient, sid: str) -> docker.models.containers.Container:
@@ -131,10 +144,10 @@ def test_limits_no_network_and_restart_keeps_files(
         assert run(http, sid, "cat /root/f")["output"].strip() == "kept"
 
 
-def test_memory_hog_fails_the_sandbox_with_the_reason(docker_admin: Admin) -> None:
+def test_memory_hog_fails_the_sandbox_with_the_reason(exec_admin: Admin) -> None:
     """A hog that takes the rocklet down with it (the rocklet made the OOM killer's first choice) fails the
     sandbox, and the reason says out of memory."""
-    with docker_admin.client() as http:
+    with exec_admin.client() as http:
         sid = start_sandbox(http, memory="128m", cpus=1)
         ok(http.post("/create_session", json={"sandbox_id": sid, "session": "s"}))
         hog = "echo 1000 > /proc/$PPID/oom_score_adj; python3 -c 'x = bytearray(512 * 1024 * 1024)'"
@@ -143,18 +156,36 @@ def test_memory_hog_fails_the_sandbox_with_the_reason(docker_admin: Admin) -> No
         assert "out of memory" in status["failure_reason"], status
 
 
-def test_killed_rocklet_fails_the_sandbox(docker_admin: Admin) -> None:
+def test_a_forked_rocklet_outlives_a_memory_hog(docker_admin: Admin) -> None:
+    """The forked rocklet's oom_score_adj is not the sandbox's to raise (its /proc files are the host's root's):
+    the OOM killer takes the hog, the command fails, and the sandbox goes on."""
     with docker_admin.client() as http:
+        sid = start_sandbox(http, memory="128m", cpus=1)
+        ok(http.post("/create_session", json={"sandbox_id": sid, "session": "s"}))
+        hog = "echo 1000 > /proc/$PPID/oom_score_adj; python3 -c 'x = bytearray(512 * 1024 * 1024)'"
+        out = failed(http.post("/run_in_session", json={"sandbox_id": sid, "session": "s", "command": hog}))
+        assert out["result"]["exit_code"] == 137, out  # killed
+        assert "oom_score_adj: Permission denied" in out["result"]["extra_info"]["output"], out
+        assert run(http, sid, "echo alive")["output"].strip() == "alive"
+
+
+@pytest.mark.parametrize("mode", ["fork", "exec"])
+def test_killed_rocklet_fails_the_sandbox(
+    mode: str, docker_admin: Admin, exec_admin: Admin, engine_client: docker.DockerClient
+) -> None:
+    admin = docker_admin if mode == "fork" else exec_admin
+    with admin.client() as http:
         sid = start_sandbox(http)
+        assert _container(engine_client, sid).labels["rock.rocklet"] == mode
         ok(http.post("/create_session", json={"sandbox_id": sid, "session": "s"}))
         run(http, sid, "(sleep 0.2; kill -9 $PPID) > /dev/null 2>&1 &")
         status = _wait_state(http, sid, "stopped", within=10)
-        assert "killed by signal 9" in status["failure_reason"], status
+        assert "rocklet killed by SIGKILL" in status["failure_reason"], status
         body = failed(http.post("/execute", json={"sandbox_id": sid, "command": "true"}))
-        assert "killed by signal 9" in body["message"], body
+        assert "killed by SIGKILL" in body["message"], body
 
 
-def test_missing_image_and_exit_at_start_are_reported_at_once(docker_admin: Admin) -> None:
+def test_missing_image_and_exit_at_start_are_reported_at_once(docker_admin: Admin, exec_admin: Admin) -> None:
     with docker_admin.client() as http:
         never = failed(http.post("/start", json={"image": "localhost/no-such-image:1", "pull": "never"}))
         assert "no-such-image" in never["message"] and "pull is 'never'" in never["message"], never
@@ -163,6 +194,7 @@ def test_missing_image_and_exit_at_start_are_reported_at_once(docker_admin: Admi
         assert "pull failed" in missing["message"], missing
         bad = failed(http.post("/start", json={"pull": "sometimes"}))
         assert "pull: expected one of never, missing, always" in bad["message"], bad
+    with exec_admin.client() as http:
         # A rocklet that cannot start: the container exits at once, with the interpreter's complaint.
         crash = failed(http.post("/start", json={"env": {"PYTHONHOME": "/nonexistent"}, "memory": "256m"}))
         assert "exited with code 1" in crash["message"] and "Fatal Python error" in crash["message"], crash

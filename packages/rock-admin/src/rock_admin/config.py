@@ -143,6 +143,9 @@ class AdminConfig(BaseSettings):
     docker_network: Annotated[str, _one_of("none", "bridge")] = "none"
     #: docker: engine calls at once (creates, starts, stops run in this many threads).
     docker_concurrency: Annotated[int, _holds(lambda v: v >= 1, "must be at least 1")] = 8
+    #: docker: `fork` (a preloaded rocklet forked into each started container), `exec` (the rocklet is the
+    #: container's command, a fresh interpreter) or `auto` (fork where the admin is root on the engine's host).
+    docker_rocklet: Annotated[str, _one_of("auto", "fork", "exec")] = "auto"
     #: `local` (the runtime runs on this host) or `ray` (sandboxes placed on a Ray cluster, `runtime` on each node).
     scheduler: Annotated[str, _one_of("local", "ray")] = "local"
     #: Ray: the cluster to join as a driver (`host:port` of the GCS, `auto`, or `ray://host:port`).
@@ -237,6 +240,23 @@ class AdminConfig(BaseSettings):
             os.path.expanduser(self.token_key_file or os.path.join(self.state_dir, "rocklet-token.key"))
         )
         return self
+
+    def runtime_options(self) -> dict[str, Any]:
+        """The settings of `runtime` (on this host, or on every Ray node), as its constructor takes them."""
+        options: dict[str, Any] = {
+            "isolation": self.isolation,
+            "hide_paths": list(self.hide_paths),
+            "userns": self.userns,
+            "userns_base": self.userns_base,
+        }
+        if self.runtime == "docker":
+            options.update(
+                docker_host=self.docker_host,
+                network=self.docker_network,
+                concurrency=self.docker_concurrency,
+                rocklet=self.docker_rocklet,
+            )
+        return options
 
     @classmethod
     def load(

@@ -5,7 +5,6 @@ either; GEM hosting on top. The HTTP app (`api/app.py`) only serves these parts.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from rock_admin.config import AdminConfig
 from rock_admin.images import ImageStore
@@ -62,30 +61,12 @@ class ReadNode:
         self.store.close()
 
 
-def _docker_options(config: AdminConfig) -> dict[str, Any]:
-    if config.runtime != "docker":
-        return {}
-    return {
-        "docker_host": config.docker_host,
-        "network": config.docker_network,
-        "concurrency": config.docker_concurrency,
-    }
-
-
 def _runtime(config: AdminConfig) -> Runtime:
     if config.scheduler == "ray":
         from rock_admin.schedulers.ray import RayScheduler  # ray is imported only when it is used
 
         return RayScheduler.from_config(config)
-    return create_runtime(
-        config.runtime,
-        state_dir=config.state_dir,
-        isolation=config.isolation,
-        hide_paths=config.hide_paths,
-        userns=config.userns,
-        userns_base=config.userns_base,
-        **_docker_options(config),
-    )
+    return create_runtime(config.runtime, state_dir=config.state_dir, **config.runtime_options())
 
 
 def build_node(config: AdminConfig) -> WriteNode | ReadNode:

@@ -2,8 +2,11 @@
 any engine that speaks it (Docker, or Podman's compatible service).
 
 The rocklet comes from the host, not from a registry or the network: the admin's interpreter and packages are
-bind-mounted read-only at their host paths (upstream's `local` mode) and the rocklet is the container's command,
-under the engine's init. It listens on a Unix socket in a per-sandbox host dir mounted at `/run/rocklet`
+bind-mounted read-only at their host paths (upstream's `local` mode). With `docker_rocklet: fork` (the default
+where it can: the admin is root on the engine's host and its Python is not under `/usr`) the container's command
+only waits, and a zygote with the rocklet preloaded forks it into the container's namespaces and cgroups once
+the engine has started it (`zygote.py`, `op: enter`): no fresh interpreter importing the web stack at every
+start. With `exec` the rocklet is the container's command, under the engine's init. It listens on a Unix socket in a per-sandbox host dir mounted at `/run/rocklet`
 (`<state_dir>/docker/<id>/run/`), so the container needs no network (`docker_network: none`, the default);
 with `bridge` it listens on TCP, published on 127.0.0.1. Containers are labelled with the admin (a hash of its
 state dir) and the sandbox id: a restarted admin adopts its own, and removes those no record knows. Engine
@@ -31,6 +34,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -42,8 +46,9 @@ from typing import Any
 from rock_admin.errors import LaunchError
 from rock_admin.runtimes import linux, rootfs
 from rock_admin.runtimes.base import Endpoint, Handle, Runtime, SandboxSpec
-from rock_admin.runtimes.host import UDS_MAX, pid_start, python_paths
+from rock_admin.runtimes.host import UDS_MAX, pid_start, python_paths, rocklet_end
 from rock_admin.runtimes.userns import SIZE, UidRanges
+from rock_admin.runtimes.zygote_client import ZygoteClient
 from rocklet.config import SESSION_ENV_VAR
 
 log = logging.getLogger("rock_admin.runtime.docker")
@@ -52,11 +57,16 @@ log = logging.getLogger("rock_admin.runtime.docker")
 API_VERSION = "1.41"
 PULL_POLICIES = ("never", "missing", "always")
 NETWORKS = ("none", "bridge")
+ROCKLET_MODES = ("auto", "fork", "exec")
 #: Where the sandbox's run dir (socket, rocklet state) appears inside the container.
 RUN_DIR = "/run/rocklet"
 ROCKLET_PORT = 8000
 LABEL_ADMIN = "rock.admin"
 LABEL_SANDBOX = "rock.sandbox_id"
+#: `fork` or `exec`: how the container's rocklet starts (a restarted container keeps its own way).
+LABEL_ROCKLET = "rock.rocklet"
+#: A forked rocklet's container command: the host's interpreter, bare (-S -I: no site, no environment), waiting.
+WAITER = ["-S", "-I", "-c", "import signal; signal.pause()"]
 #: How long `start` waits for the rocklet's socket to appear; the lifecycle's startup timeout rules beyond.
 SOCKET_WAIT = 10.0
 _CAP_NAMES = {
@@ -106,6 +116,33 @@ def _memory_cgroup(pid: int) -> list[str]:
     return [f"/sys/fs/cgroup{unified[0]}"] if unified else []
 
 
+def _cgroup_procs(pid: int) -> list[str]:
+    """The `cgroup.procs` files of every hierarchy the local process `pid` is in (v1 and v2), by the mounts."""
+    mounts: list[tuple[set[str], str, str]] = []  # (controllers, its root in the hierarchy, mount point)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            rest = fields[fields.index("-") + 1 :]
+            if rest[0] == "cgroup2":
+                mounts.append((set(), fields[3], fields[4]))
+            elif rest[0] == "cgroup":
+                mounts.append((set(rest[2].split(",")), fields[3], fields[4]))
+    procs = []
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            wanted = set(controllers.split(",")) if controllers else set()
+            for have, root, point in mounts:
+                if (wanted <= have if wanted else not have) and (path + "/").startswith(
+                    root.rstrip("/") + "/"
+                ):
+                    procs.append(
+                        f"{point}/{path[len(root.rstrip('/')) :].lstrip('/')}".rstrip("/") + "/cgroup.procs"
+                    )
+                    break
+    return [p for p in procs if os.path.exists(p)]
+
+
 #: Said in the status where the engine maps no user namespace (Docker without userns-remap, `userns: off`).
 HOST_ROOT = (
     "; root is host root (the engine maps no user namespace: Docker's userns-remap, or Podman with "
@@ -129,6 +166,13 @@ def _root_is_host_root(pid: int) -> bool:
     return inside == outside == "0"
 
 
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
 def _under_usr(path: str) -> bool:
     return path == "/usr" or path.startswith("/usr/")
 
@@ -144,6 +188,7 @@ class DockerRuntime(Runtime):
         concurrency: int = 8,
         userns: str = "auto",
         userns_base: int = 100_000,
+        rocklet: str = "auto",
         **_ignored: Any,  # the process runtime's settings (isolation, hide_paths) mean nothing here
     ) -> None:
         import docker  # the `docker` extra: imported only when this runtime is chosen
@@ -152,6 +197,8 @@ class DockerRuntime(Runtime):
             raise ValueError(f"docker_network: expected one of {', '.join(NETWORKS)}, got {network!r}")
         if userns not in ("auto", "on", "off"):
             raise ValueError(f"userns: expected auto, on or off, got {userns!r}")
+        if rocklet not in ROCKLET_MODES:
+            raise ValueError(f"docker_rocklet: expected one of {', '.join(ROCKLET_MODES)}, got {rocklet!r}")
         self._docker = docker
         self.state_dir = Path(state_dir)
         self.sandboxes_dir = self.state_dir / "docker"
@@ -169,6 +216,13 @@ class DockerRuntime(Runtime):
         )
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="docker")
         self._command, self._env = _rocklet_command(network)
+        why_not = self._why_no_fork()
+        if rocklet == "fork" and why_not:
+            raise ValueError(f"docker_rocklet: fork is not possible here: {why_not}")
+        #: Whether new containers get a forked rocklet (`auto` falls back to exec for good if entering fails).
+        self.rocklet = rocklet
+        self.fork = rocklet != "exec" and not why_not
+        self.zygote = ZygoteClient(self.state_dir / "docker-zygote")
         self._binds = [p for p in python_paths() if not _under_usr(p)]
         self._watched: dict[str, tuple[Handle, Callable[[Handle], None], asyncio.AbstractEventLoop]] = {}
         #: Containers the kernel OOM-killed in, as their cgroup's eventfd said (for engines that do not say).
@@ -184,6 +238,25 @@ class DockerRuntime(Runtime):
         #: Why the engine cannot limit a container's root layer (StorageOpt size); empty until it refuses once.
         self._no_disk_opt = ""
 
+    def _why_no_fork(self) -> str:
+        """Why the rocklet cannot be forked into containers here (empty when it can)."""
+        if os.geteuid() != 0:
+            return "the admin is not root (entering a container's namespaces needs it)"
+        if not self.base_url.startswith("unix://"):
+            return f"the engine ({self.base_url}) is not on this host's Unix socket"
+        if _under_usr(os.path.realpath(sys.base_prefix)):
+            return "the admin's Python is under /usr, which the image's own /usr hides in the container"
+        return ""
+
+    async def ensure_zygote(self) -> int:
+        if not self.fork:
+            return 0
+        self.zygote.directory.mkdir(mode=0o700, exist_ok=True)
+        return await self.zygote.ensure()
+
+    def stop_zygote(self) -> None:
+        self.zygote.stop()
+
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
@@ -195,10 +268,30 @@ class DockerRuntime(Runtime):
 
     async def start(self, spec: SandboxSpec) -> Handle:
         self._follow()
-        handle = await self._call(self._start, spec)
+        handle, enter = await self._call(self._start, spec)
+        if enter is not None:
+            reply = await self._enter(enter)
+            if "error" in reply:
+                await self._call(self.remove, handle)
+                if not self.fork_required:
+                    # `auto`: this host refuses (an LSM, an engine elsewhere); the rocklet is the command from now on.
+                    log.warning("forking the rocklet into a container failed, using exec: %s", reply["error"])
+                    self.fork = False
+                    return await self.start(spec)
+                raise LaunchError(f"could not start the rocklet in the container: {reply['error']}")
         if handle.uds:
             await self._socket_ready(handle)
         return handle
+
+    @property
+    def fork_required(self) -> bool:
+        return self.rocklet == "fork"
+
+    async def _enter(self, payload: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return await self.zygote.ask(payload)
+        except (OSError, ValueError, LaunchError) as exc:
+            return {"error": f"the zygote: {exc}"}
 
     async def _socket_ready(self, handle: Handle) -> None:
         """Wait for the rocklet's socket (a stat every 5 ms) or the container's death: the lifecycle's first
@@ -214,7 +307,8 @@ class DockerRuntime(Runtime):
             self._starting.discard(handle.container)
             self._died.discard(handle.container)
 
-    def _start(self, spec: SandboxSpec) -> Handle:
+    def _start(self, spec: SandboxSpec) -> tuple[Handle, dict[str, Any] | None]:
+        """Create (or restart) and start the container; with a forked rocklet, the zygote's `enter` request."""
         errors = self._docker.errors
         if spec.pull not in PULL_POLICIES:
             raise LaunchError(f"pull: expected one of {', '.join(PULL_POLICIES)}, got {spec.pull!r}")
@@ -239,6 +333,7 @@ class DockerRuntime(Runtime):
             raise LaunchError(f"the engine could not start the container: {self._engine_error(exc)}") from exc
         state = container.attrs.get("State", {})
         pid = int(state.get("Pid") or 0)
+        forked = container.labels.get(LABEL_ROCKLET) == "fork"
         host_root = bool(pid) and _root_is_host_root(pid)
         if host_root and self.userns == "on":
             with contextlib.suppress(errors.DockerException):
@@ -253,7 +348,7 @@ class DockerRuntime(Runtime):
             if not ports:
                 raise LaunchError(f"the engine published no port for the rocklet ({ROCKLET_PORT}/tcp)")
             url = f"http://127.0.0.1:{ports[0]['HostPort']}"
-        return Handle(
+        handle = Handle(
             sandbox_id=spec.sandbox_id,
             uds=str(run_dir / "rocklet.sock") if self.network == "none" else "",
             url=url,
@@ -269,6 +364,26 @@ class DockerRuntime(Runtime):
             cgroups=_memory_cgroup(pid) if pid else [],
             container=container.id,
         )
+        if not forked:
+            return handle, None
+        return handle, {
+            "op": "enter",
+            "container": container.id,
+            "pid": pid,
+            "pid_start": handle.pid_start,
+            "cgroup_procs": _cgroup_procs(pid),
+            "run_dir": str(run_dir),
+            "port": ROCKLET_PORT if self.network == "bridge" else 0,
+            "sandbox_id": spec.sandbox_id,
+            "hostname": spec.sandbox_id[:63],
+            "home": "/root",
+            "isolate": True,
+            "token": spec.token,
+            "env": spec.env,
+            "image_env": dict(
+                e.split("=", 1) for e in container.attrs["Config"].get("Env") or [] if "=" in e
+            ),
+        }
 
     def _image(self, name: str, pull: str) -> Any:
         """The engine's image for `name` under the pull policy (`missing`: pull only when not there)."""
@@ -352,6 +467,13 @@ class DockerRuntime(Runtime):
         self, spec: SandboxSpec, image: Any, name: str, run_dir: Path, first_uid: int, extra: dict[str, Any]
     ) -> Any:
         mounts = [self._docker.types.Mount(RUN_DIR, str(run_dir), type="bind")]
+        if (
+            self.fork
+        ):  # the rocklet comes later, from the zygote (its token too: not in the container's environ)
+            entrypoint, command, env = [sys.executable], WAITER, dict(self._env)
+        else:
+            entrypoint, command = self._command[:1], self._command[1:]
+            env = {**self._env, "ROCKLET_AUTH_TOKEN": spec.token}
         mounts += [self._docker.types.Mount(p, p, type="bind", read_only=True) for p in self._binds]
         kwargs: dict[str, Any] = dict(extra)
         if self.network == "bridge":
@@ -363,15 +485,18 @@ class DockerRuntime(Runtime):
             dict(
                 image=image.id,
                 version=API_VERSION,
-                entrypoint=self._command[:1],
-                command=self._command[1:],
+                entrypoint=entrypoint,
+                command=command,
                 name=name,
                 hostname=spec.sandbox_id[:63],
-                labels={LABEL_ADMIN: self.admin, LABEL_SANDBOX: spec.sandbox_id},
+                labels={
+                    LABEL_ADMIN: self.admin,
+                    LABEL_SANDBOX: spec.sandbox_id,
+                    LABEL_ROCKLET: "fork" if self.fork else "exec",
+                },
                 environment={
-                    **self._env,
+                    **env,
                     **spec.env,
-                    "ROCKLET_AUTH_TOKEN": spec.token,
                     SESSION_ENV_VAR: json.dumps(spec.env),  # the start env, for the rocklet's bash sessions
                 },
                 mounts=mounts,
@@ -458,17 +583,21 @@ class DockerRuntime(Runtime):
         parts = []
         if state.get("OOMKilled") or handle.container in self._oom:
             parts.append("out of memory: the container hit its memory limit and the kernel killed a process")
+        # A forked rocklet's end is in the run dir (its stand-by then kills the container's init).
+        end, tail = rocklet_end(Path(handle.sandbox_dir) / "run") if handle.sandbox_dir else ("", "")
         code = int(state.get("ExitCode") or 0)
-        if code > 128:
-            parts.append(f"rocklet killed by signal {code - 128} (exit code {code})")
+        if end:
+            parts.append(end)
+        elif code > 128:
+            parts.append(f"rocklet killed by {_signal_name(code - 128)} (exit code {code})")
         else:
             parts.append(f"rocklet exited with code {code}")
         if state.get("Error"):
             parts.append(f"engine: {state['Error']}")
         reason = "; ".join(parts)
-        tail = ""
-        with contextlib.suppress(self._docker.errors.DockerException):
-            tail = self.client.api.logs(handle.container, tail=20).decode(errors="replace")[-500:].strip()
+        if not tail:
+            with contextlib.suppress(self._docker.errors.DockerException):
+                tail = self.client.api.logs(handle.container, tail=20).decode(errors="replace")[-500:].strip()
         return f"{reason} (last log: {tail})" if tail else reason
 
     # ------------------------------------------------------------------ exits

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import json
 import os
+import stat
 import sys
+from pathlib import Path
 
 
 def pid_start(pid: int) -> int:
@@ -50,3 +55,45 @@ def python_paths() -> list[str]:
         if p != "/" and not any(p.startswith(k + "/") for k in kept):
             kept.append(p)
     return kept
+
+
+#: At most this much of a sandbox's exit.json and rocklet.log is read (they are the sandbox's to write).
+EXIT_JSON_MAX = 4096
+LOG_TAIL_MAX = 4096
+
+
+def read_sandbox_file(directory: Path, name: str, limit: int, tail: bool = True, owner: int = -1) -> bytes:
+    """At most `limit` bytes (the last ones with `tail`) of the regular file `name` (owned by `owner`, when
+    given) in a directory the sandbox writes to, never following a link there: the sandbox may have swapped
+    the file for a link to a host file."""
+    dir_fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        # O_NONBLOCK: a FIFO planted there must not hang the admin (a regular file ignores the flag).
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, f"{name} is not a regular file")
+        if owner >= 0 and st.st_uid != owner:
+            raise OSError(errno.EPERM, f"{name} is not owned by uid {owner}")
+        if not tail and st.st_size > limit:
+            raise OSError(errno.EFBIG, f"{name} is over {limit} bytes")
+        return os.pread(fd, limit, max(0, st.st_size - limit) if tail else 0)
+    finally:
+        os.close(fd)
+
+
+def rocklet_end(run_dir: Path) -> tuple[str, str]:
+    """What the rocklet's init wrote of the rocklet's end in `exit.json` (empty when absent: written as the
+    admin's uid, never the sandbox's own files) and the tail of its log."""
+    end = tail = ""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        data = json.loads(
+            read_sandbox_file(run_dir, "exit.json", EXIT_JSON_MAX, tail=False, owner=os.geteuid())
+        )
+        end = str(data.get("reason", "rocklet exited"))[:200]
+    with contextlib.suppress(OSError):
+        tail = read_sandbox_file(run_dir, "rocklet.log", LOG_TAIL_MAX).decode(errors="replace")[-500:].strip()
+    return end, tail

@@ -14,15 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import json
 import logging
 import os
 import shutil
 import signal
-import stat
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,23 +26,11 @@ from rock_admin.errors import LaunchError
 from rock_admin.runtimes import rootfs
 from rock_admin.runtimes.base import Endpoint, Handle, Runtime, SandboxSpec
 from rock_admin.runtimes.cgroups import Cgroups, Limits
-from rock_admin.runtimes.host import UDS_MAX, directory_via_fd, pid_start, python_paths, short_path
+from rock_admin.runtimes.host import UDS_MAX, directory_via_fd, pid_start, python_paths, rocklet_end
 from rock_admin.runtimes.userns import SIZE, UidRanges
+from rock_admin.runtimes.zygote_client import ZygoteClient
 
 log = logging.getLogger("rock_admin.runtime")
-
-
-def _build_id() -> str:
-    """The zygote's `build_id()`, computed without importing the zygote (which preloads the rocklet)."""
-    import rock_admin
-    import rocklet
-    import rocklet.app
-
-    parts = [rock_admin.__version__, getattr(rocklet, "__version__", "")]
-    for path in (rocklet.app.__file__, str(Path(__file__).with_name("zygote.py"))):
-        with contextlib.suppress(OSError, TypeError):
-            parts.append(str(int(os.stat(path).st_mtime)))
-    return "/".join(parts)
 
 
 class ProcessRuntime(Runtime):
@@ -66,7 +49,7 @@ class ProcessRuntime(Runtime):
         self.sandboxes_dir = self.state_dir / "sandboxes"
         self.sandboxes_dir.mkdir(parents=True, exist_ok=True)
         self.sandboxes_dir.chmod(0o700)  # the sandboxes' files are the admin's alone: no one else gets in
-        self.control = str(self.state_dir / "zygote.sock")
+        self.zygote = ZygoteClient(self.state_dir)
         if isolation == "auto":
             isolation = "namespaces" if os.geteuid() == 0 else "none"
         if isolation == "namespaces" and os.geteuid() != 0:
@@ -81,7 +64,6 @@ class ProcessRuntime(Runtime):
         self.hide = [str(self.state_dir), *(hide_paths or [])]
         self.cgroups = Cgroups(cgroup_parent or "rock-admin")
         self._watched: dict[int, int] = {}  # pidfd → pid
-        self._zygote_pid = 0
         self._python_paths: list[str] | None = None
         #: The mask layers, one per image (see `rootfs`), on a small tmpfs of their own.
         self.masks_dir = self.state_dir / "masks"
@@ -91,66 +73,11 @@ class ProcessRuntime(Runtime):
 
     # ------------------------------------------------------------------ zygote
 
-    async def _request(self, payload: dict) -> dict:
-        reader, writer = await asyncio.open_unix_connection(short_path(self.control))
-        try:
-            writer.write((json.dumps(payload) + "\n").encode())
-            await writer.drain()
-            line = await asyncio.wait_for(reader.readline(), 30)
-        finally:
-            writer.close()
-        if not line:
-            raise LaunchError("the sandbox zygote closed the connection without an answer")
-        return json.loads(line)
-
     async def ensure_zygote(self) -> int:
-        """Reuse a zygote that answers on the control socket (it survives an admin restart), else start one."""
-        with contextlib.suppress(OSError, ValueError, KeyError, LaunchError, asyncio.TimeoutError):
-            reply = await asyncio.wait_for(self._request({"op": "ping"}), 5)
-            if reply.get("build") == _build_id():
-                self._zygote_pid = int(reply["pid"])
-                return self._zygote_pid
-            # An older zygote (the code changed since it started): replace it; its sandboxes live on.
-            log.info("replacing zygote %s (build %s)", reply.get("pid"), reply.get("build"))
-            with contextlib.suppress(OSError):
-                os.kill(int(reply["pid"]), signal.SIGTERM)
-        log_file = open(self.state_dir / "zygote.log", "ab")  # noqa: SIM115 - handed to the child
-        # Without the admin's settings (API keys, store URLs): the zygote's environ is every sandbox's too.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ROCK_ADMIN_")}
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "rock_admin.runtimes.zygote", self.control],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env=env,
-        )
-        log_file.close()
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise LaunchError(
-                    f"the sandbox zygote exited with {proc.returncode}: "
-                    f"{(self.state_dir / 'zygote.log').read_text(errors='replace')[-2000:]}"
-                )
-            with contextlib.suppress(OSError, ValueError, LaunchError):
-                await self._request({"op": "ping"})
-                break
-            if time.monotonic() > deadline:
-                raise LaunchError("the sandbox zygote did not answer within 60 s")
-            await asyncio.sleep(0.05)
-        self._zygote_pid = proc.pid
-        log.info("zygote started", extra={"pid": proc.pid})
-        return proc.pid
+        return await self.zygote.ensure()
 
     def stop_zygote(self) -> None:
-        if self._zygote_pid:
-            with contextlib.suppress(OSError):
-                os.kill(self._zygote_pid, signal.SIGTERM)
-            with contextlib.suppress(OSError):
-                os.waitpid(self._zygote_pid, 0)  # when it is our child
-            self._zygote_pid = 0
+        self.zygote.stop()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -182,13 +109,7 @@ class ProcessRuntime(Runtime):
             "env": spec.env,
         }
         try:
-            try:
-                reply = await self._request(payload)
-            except (ConnectionError, FileNotFoundError):
-                # The zygote is gone (killed, or the machine rebooted): start a new one and try once more.
-                log.warning("sandbox zygote unreachable; starting a new one")
-                await self.ensure_zygote()
-                reply = await self._request(payload)
+            reply = await self.zygote.ask(payload)
         except (OSError, ValueError, LaunchError) as exc:
             await asyncio.to_thread(self.cgroups.remove, limits.dirs)
             raise LaunchError(f"could not reach the sandbox zygote: {exc}") from exc
@@ -353,49 +274,7 @@ class ProcessRuntime(Runtime):
         parts = []
         if Cgroups.oom_killed(handle.cgroups):
             parts.append("out of memory: the sandbox hit its memory limit and the kernel killed a process")
-        run_dir = Path(handle.sandbox_dir) / "run"
-        try:
-            # B writes it as the admin's uid; with a user namespace the sandbox's own files are not.
-            data = json.loads(
-                read_sandbox_file(run_dir, "exit.json", EXIT_JSON_MAX, tail=False, owner=os.geteuid())
-            )
-            parts.append(str(data.get("reason", "rocklet exited"))[:200])
-        except (OSError, ValueError, AttributeError):
-            parts.append("the sandbox's init process was killed")
-        tail = ""
-        with contextlib.suppress(OSError):
-            tail = (
-                read_sandbox_file(run_dir, "rocklet.log", LOG_TAIL_MAX)
-                .decode(errors="replace")[-500:]
-                .strip()
-            )
+        end, tail = rocklet_end(Path(handle.sandbox_dir) / "run")
+        parts.append(end or "the sandbox's init process was killed")
         reason = "; ".join(parts)
         return f"{reason} (last log: {tail})" if tail else reason
-
-
-#: At most this much of a sandbox's exit.json and rocklet.log is read (they are the sandbox's to write).
-EXIT_JSON_MAX = 4096
-LOG_TAIL_MAX = 4096
-
-
-def read_sandbox_file(directory: Path, name: str, limit: int, tail: bool = True, owner: int = -1) -> bytes:
-    """At most `limit` bytes (the last ones with `tail`) of the regular file `name` (owned by `owner`, when
-    given) in a directory the sandbox writes to, never following a link there: the sandbox may have swapped
-    the file for a link to a host file."""
-    dir_fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        # O_NONBLOCK: a FIFO planted there must not hang the admin (a regular file ignores the flag).
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
-    finally:
-        os.close(dir_fd)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise OSError(errno.EINVAL, f"{name} is not a regular file")
-        if owner >= 0 and st.st_uid != owner:
-            raise OSError(errno.EPERM, f"{name} is not owned by uid {owner}")
-        if not tail and st.st_size > limit:
-            raise OSError(errno.EFBIG, f"{name} is over {limit} bytes")
-        return os.pread(fd, limit, max(0, st.st_size - limit) if tail else 0)
-    finally:
-        os.close(fd)

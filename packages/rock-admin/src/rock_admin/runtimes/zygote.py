@@ -16,6 +16,18 @@ milliseconds and cost a few MiB. Per request (one JSON line on the control socke
 (No intermediate process between the zygote and B: every fork of this ~60 MB interpreter costs a page-table
 copy, copy-on-write faults and an exit, the largest CPU costs of a sandbox start when profiled.)
 
+For the docker runtime (`op: enter`), the rocklet goes into a container the engine has just started (its
+namespaces, cgroups and limits made by the engine), instead of a fresh interpreter importing the web stack:
+
+    zygote: fork X
+      X: host root, in the host's namespaces: binds the rocklet's socket and log in the run dir (host path),
+         sets the container's pid namespace for its children, forks Z, puts Z in the container's cgroups, lets
+         it go, reports, then waits for Z; when Z ends, writes `exit.json` and kills the container's init, so
+         the engine reports the container's death
+      Z: enters the container's net, ipc, uts, cgroup and mount namespaces and (last) its user namespace: root
+         inside, the container's host uid range outside; the container init's rlimits, its own syscall
+         filter, the container's capabilities: the rocklet, on the socket X bound
+
 The zygote is single-threaded and never runs an event loop, so forking it is safe. It keeps running when the
 admin is killed (its own session), and so do the sandboxes: an admin restart finds both again.
 
@@ -30,6 +42,7 @@ import gc
 import importlib
 import json
 import os
+import resource
 import signal
 import socket
 import stat
@@ -41,7 +54,7 @@ import uvicorn
 
 import rocklet.app
 import rocklet.server
-from rock_admin.runtimes import linux, seccomp
+from rock_admin.runtimes import host, linux, seccomp
 
 #: Preloaded once, before any fork, so no sandbox imports them again.
 PRELOAD = (
@@ -167,6 +180,7 @@ def _run_rocklet(spec: dict[str, Any], run_dir: str, listen_fd: int, userns: boo
             "HOSTNAME": spec["hostname"],
             "ROCK_SANDBOX_ID": spec["sandbox_id"],
             "TMPDIR": "/tmp" if spec["isolate"] else spec["tmp_dir"],
+            **spec.get("image_env", {}),
             **spec.get("env", {}),
         }
     )
@@ -262,10 +276,8 @@ USERNS_SYSCTLS = {
 }
 
 
-def _listen(run_dir: str) -> socket.socket:
-    """In B, at the run dir's host path (before the root is built): the rocklet's log on stdout/stderr and its
-    socket, bound and listening before anyone is told the sandbox exists (a client may connect at once: its
-    request waits in the backlog until the rocklet serves it, no readiness polling)."""
+def _log_to(run_dir: str) -> None:
+    """stdin from /dev/null, stdout and stderr to the rocklet's log in the run dir."""
     log_fd = _create_own(f"{run_dir}/rocklet.log", append=True)
     devnull = os.open("/dev/null", os.O_RDONLY)
     os.dup2(devnull, 0)
@@ -273,6 +285,13 @@ def _listen(run_dir: str) -> socket.socket:
     os.dup2(log_fd, 2)
     os.close(devnull)
     os.close(log_fd)
+
+
+def _listen(run_dir: str) -> socket.socket:
+    """In B, at the run dir's host path (before the root is built): the rocklet's log on stdout/stderr and its
+    socket, bound and listening before anyone is told the sandbox exists (a client may connect at once: its
+    request waits in the backlog until the rocklet serves it, no readiness polling)."""
+    _log_to(run_dir)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(f"{run_dir}/rocklet.sock")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -425,17 +444,20 @@ def _init(spec: dict[str, Any], report_fd: int) -> None:
         except InterruptedError:
             continue
         if pid == child:
-            end: dict[str, Any] = {"status": status}
-            if os.WIFSIGNALED(status):
-                end["signal"] = os.WTERMSIG(status)
-                end["reason"] = f"rocklet killed by {signal.Signals(os.WTERMSIG(status)).name}"
-            else:
-                end["exit_code"] = os.WEXITSTATUS(status)
-                end["reason"] = f"rocklet exited with code {os.WEXITSTATUS(status)}"
+            end = _end_of(status)
             with contextlib.suppress(OSError):
                 fd = _create_own(f"{run_dir}/exit.json")
                 _write_json(fd, end)
             os._exit(end.get("exit_code", 128 + end.get("signal", 0)))
+
+
+def _end_of(status: int) -> dict[str, Any]:
+    """The rocklet's end, from its wait status, as `exit.json` holds it."""
+    if os.WIFSIGNALED(status):
+        name = signal.Signals(os.WTERMSIG(status)).name
+        return {"status": status, "signal": os.WTERMSIG(status), "reason": f"rocklet killed by {name}"}
+    code = os.WEXITSTATUS(status)
+    return {"status": status, "exit_code": code, "reason": f"rocklet exited with code {code}"}
 
 
 #: Highest fd a sandbox's init closes up to (close_range: one syscall however large).
@@ -481,6 +503,138 @@ def _fork_sandbox(server: socket.socket, conn: socket.socket, spec: dict[str, An
         try:
             server.close()
             _init(spec, conn.fileno())
+        finally:
+            os._exit(70)
+
+
+#: The namespaces Z enters, in order: the user namespace last (entering the others needs host root).
+_CONTAINER_NS = (
+    ("net", linux.CLONE_NEWNET),
+    ("ipc", linux.CLONE_NEWIPC),
+    ("uts", linux.CLONE_NEWUTS),
+    ("cgroup", linux.CLONE_NEWCGROUP),
+    ("mnt", linux.CLONE_NEWNS),
+    ("user", linux.CLONE_NEWUSER),
+)
+_RLIMITS = ("RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_CORE", "RLIMIT_MEMLOCK", "RLIMIT_STACK", "RLIMIT_FSIZE")
+
+
+def _container_init(spec: dict[str, Any]) -> int:
+    """The container's init by its host pid, checked to be the same process (start time) and in the
+    container's cgroup (its id in the path), so a stale or foreign pid is never entered."""
+    pid = int(spec["pid"])
+    if host.pid_start(pid) != int(spec["pid_start"]):
+        raise OSError(errno.ESRCH, f"the container's init (pid {pid}) is gone")
+    with open(f"/proc/{pid}/cgroup") as f:
+        if spec["container"] not in f.read():
+            raise OSError(errno.EPERM, f"pid {pid} is not in the container's cgroup")
+    return pid
+
+
+def _enter_container(
+    spec: dict[str, Any],
+    limits: dict[int, tuple[int, int]],
+    ns_fds: dict[str, int],
+    go_r: int,
+    listen_fd: int,
+) -> None:
+    """Z: into the container, then the rocklet (never returns); on the socket X bound, or (`port`) on TCP in
+    the container's network namespace."""
+    if os.read(go_r, 1) != b"g":  # X gave up, or died
+        os._exit(70)
+    os.close(go_r)
+    for res, limit in limits.items():  # as host root still: the container's limits may be above ours
+        resource.setrlimit(res, limit)
+    for name, flag in _CONTAINER_NS:
+        if name in ns_fds:
+            linux.setns(ns_fds[name], flag)
+            os.close(ns_fds[name])
+        if name == "net" and spec.get("port"):
+            listen_fd = socket.create_server(("0.0.0.0", int(spec["port"])), backlog=2048).detach()
+    os.chdir("/")
+    _run_rocklet(spec, RUN_DIR, listen_fd, userns="user" in ns_fds)
+
+
+def _enter(spec: dict[str, Any], report_fd: int) -> None:
+    """X: start Z in the container, report, and stand by Z until it ends (never returns)."""
+    z = 0
+    try:
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+        os.closerange(3, report_fd)
+        os.closerange(report_fd + 1, _MAX_FD)
+        os.setsid()
+        init = _container_init(spec)
+        own = {name: os.stat(f"/proc/self/ns/{name}").st_ino for name, _ in _CONTAINER_NS}
+        # Only the namespaces the container does not share with us (with `userns: off` its user one is ours).
+        ns_fds = {
+            name: os.open(f"/proc/{init}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+            for name, _ in _CONTAINER_NS
+            if os.stat(f"/proc/{init}/ns/{name}").st_ino != own[name]
+        }
+        pid_ns = os.open(f"/proc/{init}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        # The init's rlimits (the engine's ulimits), read here: Z's pid namespace does not name it.
+        limits = {getattr(resource, r): resource.prlimit(init, getattr(resource, r)) for r in _RLIMITS}
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{spec['run_dir']}/exit.json")  # a restarted container's last end
+        if spec.get("port"):  # Z listens on TCP, in the container's network namespace
+            _log_to(spec["run_dir"])
+            listener = socket.socket(socket.AF_UNIX)
+        else:
+            listener = _listen(spec["run_dir"])
+        linux.setns(pid_ns, linux.CLONE_NEWPID)  # for Z: X itself stays in the host's
+        go_r, go_w = os.pipe()
+        z = os.fork()
+        if z == 0:
+            try:
+                os.close(go_w)
+                _enter_container(spec, limits, ns_fds, go_r, listener.fileno())
+            except BaseException:
+                traceback.print_exc()
+            os._exit(70)
+        os.close(go_r)
+        for procs in spec["cgroup_procs"]:
+            with open(procs, "w") as f:
+                f.write(str(z))
+        os.write(go_w, b"g")
+        os.close(go_w)
+    except BaseException as exc:
+        if z:
+            with contextlib.suppress(OSError):
+                os.kill(z, signal.SIGKILL)
+        with contextlib.suppress(BaseException):
+            _write_json(report_fd, {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()})
+        os._exit(1)
+    listener.close()
+    for fd in ns_fds.values():
+        os.close(fd)
+    with contextlib.suppress(OSError):
+        _write_json(report_fd, {"ok": True, "pid": os.getpid(), "rocklet_pid": z})
+    os.close(report_fd)
+    _, status = os.waitpid(z, 0)
+    end = _end_of(status)
+    with contextlib.suppress(OSError):
+        fd = _create_own(f"{spec['run_dir']}/exit.json")
+        _write_json(fd, end)
+    # The container lives as long as its rocklet: its init goes too (when it is still that process).
+    if host.pid_start(init) == int(spec["pid_start"]):
+        with contextlib.suppress(OSError):
+            os.kill(init, signal.SIGKILL)
+    os._exit(0)
+
+
+def _fork_enter(conn: socket.socket, spec: dict[str, Any]) -> None:
+    """In the zygote: fork X (X reports on `conn` itself)."""
+    seccomp.preload()
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            conn.sendall((json.dumps({"error": f"{type(exc).__name__}: {exc}"}) + "\n").encode())
+        return
+    if pid == 0:
+        try:
+            _enter(spec, conn.fileno())
         finally:
             os._exit(70)
 
@@ -609,7 +763,10 @@ def serve(control_path: str) -> None:
                     conn.sendall((json.dumps({"error": f"bad request: {exc}"}) + "\n").encode())
                 continue
             conn.settimeout(None)
-            _fork_sandbox(server, conn, spec)
+            if spec.get("op") == "enter":
+                _fork_enter(conn, spec)
+            else:
+                _fork_sandbox(server, conn, spec)
 
 
 if __name__ == "__main__":

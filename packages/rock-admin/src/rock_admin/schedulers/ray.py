@@ -112,7 +112,7 @@ class RayScheduler:
             node_state_dir=config.ray_node_state_dir or os.path.join(config.state_dir, "ray-nodes"),
             # The admin's own state dir (its store) is hidden from sandboxes too, wherever the node is.
             runtime_kwargs={
-                "isolation": config.isolation,
+                **config.runtime_options(),
                 "hide_paths": [*config.hide_paths, config.state_dir],
             },
             placement_timeout=config.ray_placement_timeout or config.startup_timeout,

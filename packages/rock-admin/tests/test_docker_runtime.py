@@ -455,6 +455,21 @@ def test_escape_probe_between_two_containers_and_the_host(
             ok(http.post("/delete", json={"sandbox_id": sid}))
 
 
+def test_a_forked_rocklet_is_not_readable_from_its_container(docker_admin: Admin) -> None:
+    """The forked rocklet holds the zygote's memory (what earlier requests passed through it): its memory
+    and environ are not readable from inside, and its token is in no process's environ there."""
+    with docker_admin.client() as http:
+        sid = start_sandbox(http)
+        ok(http.post("/create_session", json={"sandbox_id": sid, "session": "s"}))
+        probe = run(http, sid, "head -c 16 /proc/$PPID/mem; cat /proc/$PPID/environ; echo")
+        assert "Permission denied" in probe["output"] or "Input/output error" in probe["output"], probe
+        environs = run(
+            http, sid, "cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c ROCKLET_AUTH"
+        )
+        assert environs["output"].strip() == "0", environs
+        ok(http.post("/delete", json={"sandbox_id": sid}))
+
+
 def _nosuid(path: Path) -> bool:
     """Whether the mount holding `path` ignores setuid bits."""
     return bool(os.statvfs(path).f_flag & os.ST_NOSUID)

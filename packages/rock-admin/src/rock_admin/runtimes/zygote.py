@@ -587,7 +587,8 @@ def _enter(spec: dict[str, Any], report_fd: int) -> None:
         z = os.fork()
         if z == 0:
             try:
-                os.close(go_w)
+                for fd in (go_w, pid_ns, report_fd):  # Z keeps only what it needs: nothing of the zygote's
+                    os.close(fd)
                 _enter_container(spec, limits, ns_fds, go_r, listener.fileno())
             except BaseException:
                 traceback.print_exc()
